@@ -1,0 +1,9 @@
+//! routecfg: makes a Linux host's policy routing match Liqo
+//! `RouteConfiguration` objects.
+//!
+//! Data flows one way: API objects or files -> [`model`] (validated) ->
+//! desired [`routing::Table`]s -> [`plan`] (diff against a kernel
+//! [`routing::Snapshot`]) -> [`kernel`] batch -> result -> status.
+
+pub mod routing;
+pub mod table_id;

@@ -1,0 +1,230 @@
+//! The kernel-facing vocabulary shared by the model, the planner and the
+//! kernel module: what a policy rule and a route *are* once an API object
+//! has been validated, independent of where they came from.
+//!
+//! Interfaces are kept as names here; the kernel module translates them to
+//! and from ifindexes, so plans stay readable and testable without a kernel.
+
+use ipnet::IpNet;
+use std::fmt;
+use std::net::IpAddr;
+
+/// The default `rtm_protocol` routecfg stamps on every rule and route it
+/// writes. 114 is unassigned in iproute2's `rt_protos` and in the kernel's
+/// `RTPROT_*` list; it marks what routecfg owns and may garbage-collect.
+pub const DEFAULT_PROTOCOL: u8 = 114;
+
+/// `rtm_protocol` "boot": what the upstream Go controller's routes carry.
+pub const PROTOCOL_BOOT: u8 = 3;
+
+/// Address family of a rule or route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// Family of an address.
+    pub fn of(addr: IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+
+    /// Family of a network.
+    pub fn of_net(net: &IpNet) -> Family {
+        Family::of(net.addr())
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::V4 => "inet",
+            Family::V6 => "inet6",
+        })
+    }
+}
+
+/// Route scope, with the kernel's numeric values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    Global,
+    Site,
+    Link,
+    Host,
+    Nowhere,
+}
+
+impl Scope {
+    /// The kernel's `rtm_scope` value.
+    pub fn to_kernel(self) -> u8 {
+        match self {
+            Scope::Global => 0,
+            Scope::Site => 200,
+            Scope::Link => 253,
+            Scope::Host => 254,
+            Scope::Nowhere => 255,
+        }
+    }
+
+    /// Maps a kernel `rtm_scope`; unknown user-defined values are `None`.
+    pub fn from_kernel(v: u8) -> Option<Scope> {
+        Some(match v {
+            0 => Scope::Global,
+            200 => Scope::Site,
+            253 => Scope::Link,
+            254 => Scope::Host,
+            255 => Scope::Nowhere,
+            _ => return None,
+        })
+    }
+
+    /// Parses the CRD's scope names (`global|link|host|site|nowhere`).
+    pub fn parse(name: &str) -> Option<Scope> {
+        Some(match name {
+            "global" | "universe" => Scope::Global,
+            "site" => Scope::Site,
+            "link" => Scope::Link,
+            "host" => Scope::Host,
+            "nowhere" => Scope::Nowhere,
+            _ => return None,
+        })
+    }
+
+    /// The name `ip route` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Global => "global",
+            Scope::Site => "site",
+            Scope::Link => "link",
+            Scope::Host => "host",
+            Scope::Nowhere => "nowhere",
+        }
+    }
+}
+
+/// A policy rule (`ip rule`) sending matching traffic to `table`.
+///
+/// `priority: None` in a desired rule means "whatever the kernel picks";
+/// rules read from the kernel always carry their actual priority.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Rule {
+    pub family: Family,
+    pub table: u32,
+    pub priority: Option<u32>,
+    pub src: Option<IpNet>,
+    pub dst: Option<IpNet>,
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    pub fwmark: Option<u32>,
+    pub protocol: u8,
+}
+
+impl Rule {
+    /// The fields that identify a rule within one table (upstream's
+    /// uniqueness key, plus the family); priority and protocol are not part
+    /// of it.
+    pub fn selector(&self) -> RuleSelector {
+        RuleSelector {
+            family: self.family,
+            table: self.table,
+            src: self.src,
+            dst: self.dst,
+            iif: self.iif.clone(),
+            oif: self.oif.clone(),
+            fwmark: self.fwmark,
+        }
+    }
+}
+
+/// Identity of a rule: what it matches and where it points.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleSelector {
+    pub family: Family,
+    pub table: u32,
+    pub src: Option<IpNet>,
+    pub dst: Option<IpNet>,
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    pub fwmark: Option<u32>,
+}
+
+/// A unicast route in a policy routing table.
+///
+/// The kernel identifies a route by (table, dst, metric); routecfg never
+/// sets a metric, so within one table `dst` is the identity and every other
+/// field is an attribute that can be replaced in place.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Route {
+    pub table: u32,
+    pub dst: IpNet,
+    pub gateway: Option<IpAddr>,
+    pub prefsrc: Option<IpAddr>,
+    /// Output interface name. In a desired route `None` lets the kernel
+    /// pick the interface from the gateway; in a kernel route it is the
+    /// interface the kernel chose (or `None` if unnamed).
+    pub dev: Option<String>,
+    pub onlink: bool,
+    pub scope: Scope,
+    pub protocol: u8,
+    /// Metric; `None` in desired routes (kernel default), read back from
+    /// kernel routes so deletes hit exactly the dumped route.
+    pub metric: Option<u32>,
+}
+
+impl Route {
+    pub fn family(&self) -> Family {
+        Family::of_net(&self.dst)
+    }
+}
+
+/// The state routecfg wants for one kernel table, built from one valid
+/// RouteConfiguration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Table {
+    pub id: u32,
+    pub name: String,
+    /// `namespace/name` of the object that owns this table, for messages.
+    pub owner: String,
+    pub rules: Vec<Rule>,
+    pub routes: Vec<Route>,
+}
+
+/// What the kernel holds that is relevant to routecfg: every rule (any
+/// table, filtered by the caller as needed), the routes of the tables that
+/// were asked for, and the link names that exist right now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub rules: Vec<Rule>,
+    /// Routes of the dumped tables only.
+    pub routes: Vec<Route>,
+    /// Tables whose routes were dumped: a table absent here is "unknown",
+    /// not "empty".
+    pub dumped_tables: Vec<u32>,
+    /// Names of the links present, for pending-route detection.
+    pub links: Vec<String>,
+}
+
+/// One kernel change. Deletes carry the object exactly as dumped, so the
+/// kernel matches it (a rebuilt route can miss its scope or metric).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    AddRule(Rule),
+    DelRule(Rule),
+    /// Create-or-replace (NLM_F_CREATE | NLM_F_REPLACE): never a gap.
+    ReplaceRoute(Route),
+    DelRoute(Route),
+}
+
+impl Op {
+    /// The table the change touches.
+    pub fn table(&self) -> u32 {
+        match self {
+            Op::AddRule(r) | Op::DelRule(r) => r.table,
+            Op::ReplaceRoute(r) | Op::DelRoute(r) => r.table,
+        }
+    }
+}
