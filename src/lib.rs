@@ -7,3 +7,5 @@
 
 pub mod routing;
 pub mod table_id;
+pub mod cli;
+pub mod engine;

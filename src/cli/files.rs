@@ -1,0 +1,389 @@
+//! `apply`, `diff` and `cleanup`: the run-once commands that read
+//! RouteConfigurations from files, with no API server involved.
+
+use super::args::{Args, Kind, Spec};
+use super::common::{KERNEL_FLAGS, KernelOpts, Output, specs};
+use crate::engine::{Engine, Report, Scope};
+use crate::model::desired::{self, Desired};
+use crate::model::load;
+use crate::model::selector::{Selector, SelectorSet};
+use crate::plan;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+const INPUT_FLAGS: &[Spec] = &[
+    Spec {
+        long: "file",
+        short: Some('f'),
+        kind: Kind::Value,
+    },
+    Spec {
+        long: "selector",
+        short: Some('l'),
+        kind: Kind::Value,
+    },
+    Spec {
+        long: "prune",
+        short: None,
+        kind: Kind::Switch,
+    },
+];
+
+pub const APPLY_HELP: &str = "\
+Usage: routecfg apply -f PATH [-f PATH...] [options]
+
+Makes this host's policy routing match the RouteConfigurations in PATH
+(files or directories of YAML/JSON; `-` reads stdin), then exits.
+
+  -f, --file PATH        input file or directory (repeatable)
+  -l, --selector SEL     only objects matching this label selector
+                         (repeatable: an object matching any is taken)
+      --prune            also remove every table carrying routecfg's mark
+                         that the input does not name
+      --protocol N       ownership mark (rtm_protocol), default 114
+      --rt-tables PATH   iproute2 table-name file to keep in sync
+                         (default /etc/iproute2/rt_tables; `none` disables)
+  -o, --output FORMAT    text (default) or json
+
+Exit status: 0 when every object is applied, 1 when some object is
+invalid or has pending routes, 2 on usage or system errors.
+";
+
+pub const DIFF_HELP: &str = "\
+Usage: routecfg diff -f PATH [-f PATH...] [options]
+
+Prints, as `ip rule`/`ip route` commands, what `apply` would change,
+without changing anything.
+
+  -f, --file PATH        input file or directory (repeatable)
+  -l, --selector SEL     only objects matching this label selector
+      --prune            include removal of tables the input does not name
+      --protocol N       ownership mark (rtm_protocol), default 114
+  -o, --output FORMAT    text (default) or json
+
+Exit status: 0 in sync, 1 changes pending, 2 on errors.
+";
+
+pub const CLEANUP_HELP: &str = "\
+Usage: routecfg cleanup [options]
+
+Removes every rule, route, table and rt_tables line carrying routecfg's
+ownership mark. Nothing without the mark is touched.
+
+      --protocol N       ownership mark (rtm_protocol), default 114
+      --rt-tables PATH   table-name file (default /etc/iproute2/rt_tables)
+  -o, --output FORMAT    text (default) or json
+";
+
+/// Loads, filters and validates the input; prints load and validation
+/// problems as it goes.
+fn desired_from_args(args: &Args, protocol: u8) -> Result<(Desired, Vec<String>), String> {
+    let paths: Vec<PathBuf> = args.values("file").iter().map(PathBuf::from).collect();
+    if paths.is_empty() {
+        return Err("no input: give at least one -f PATH".into());
+    }
+    let selectors = args
+        .values("selector")
+        .iter()
+        .map(|s| Selector::parse(s).map_err(|e| format!("--selector {s:?}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (mut objects, load_errors) = load::load_paths(&paths);
+    if !selectors.is_empty() {
+        let set = SelectorSet(selectors);
+        objects.retain(|o| set.matches(&o.metadata.labels));
+    }
+    let errors: Vec<String> = load_errors.iter().map(|e| e.to_string()).collect();
+    Ok((desired::build(&objects, protocol), errors))
+}
+
+#[derive(Serialize)]
+struct ObjectLine {
+    object: String,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    table: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u32>,
+    changes: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pending: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ApplyOutput {
+    objects: Vec<ObjectLine>,
+    removed: Vec<ObjectLine>,
+    warnings: Vec<String>,
+    changes: usize,
+    ok: bool,
+}
+
+fn summarize(desired: &Desired, load_errors: Vec<String>, report: &Report) -> ApplyOutput {
+    let mut objects = Vec::new();
+    for t in &desired.tables {
+        let r = report.get(t.id);
+        let (changes, pending, errors) = match r {
+            Some(r) => (r.changes, r.pending.clone(), r.errors.clone()),
+            None => (0, vec![], vec![]),
+        };
+        let status = if !errors.is_empty() {
+            "failed"
+        } else if !pending.is_empty() {
+            "pending"
+        } else {
+            "applied"
+        };
+        objects.push(ObjectLine {
+            object: t.owner.clone(),
+            status,
+            table: Some(t.name.clone()),
+            id: Some(t.id),
+            changes,
+            pending,
+            errors,
+        });
+    }
+    for f in &desired.failures {
+        objects.push(ObjectLine {
+            object: f.object.clone(),
+            status: "invalid",
+            table: None,
+            id: None,
+            changes: 0,
+            pending: vec![],
+            errors: vec![f.to_string()],
+        });
+    }
+    for e in load_errors {
+        objects.push(ObjectLine {
+            object: String::new(),
+            status: "unreadable",
+            table: None,
+            id: None,
+            changes: 0,
+            pending: vec![],
+            errors: vec![e],
+        });
+    }
+    let removed = report
+        .tables
+        .iter()
+        .filter(|t| t.name.is_empty())
+        .map(|t| ObjectLine {
+            object: String::new(),
+            status: if t.errors.is_empty() { "removed" } else { "failed" },
+            table: None,
+            id: Some(t.id),
+            changes: t.changes,
+            pending: t.pending.clone(),
+            errors: t.errors.clone(),
+        })
+        .collect::<Vec<_>>();
+    let ok = objects.iter().all(|o| o.status == "applied")
+        && removed.iter().all(|o| o.errors.is_empty());
+    ApplyOutput {
+        objects,
+        removed,
+        warnings: desired.warnings.clone(),
+        changes: report.changes,
+        ok,
+    }
+}
+
+fn print_apply(out: &ApplyOutput, output: Output) {
+    if output == Output::Json {
+        match serde_json::to_string_pretty(out) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("routecfg: cannot encode report: {e}"),
+        }
+        return;
+    }
+    for w in &out.warnings {
+        eprintln!("warning: {w}");
+    }
+    for o in &out.objects {
+        match (&o.table, o.id) {
+            (Some(name), Some(id)) => println!(
+                "{:<8} {}  table {} ({})  {} change(s)",
+                o.status, o.object, name, id, o.changes
+            ),
+            _ => println!("{:<8} {}", o.status, o.object),
+        }
+        for p in &o.pending {
+            println!("         pending: {p}");
+        }
+        for e in &o.errors {
+            println!("         error: {e}");
+        }
+    }
+    for o in &out.removed {
+        println!(
+            "{:<8} table {}  {} change(s)",
+            o.status,
+            o.id.unwrap_or(0),
+            o.changes
+        );
+        for e in &o.errors {
+            println!("         error: {e}");
+        }
+    }
+    println!("{} kernel change(s)", out.changes);
+}
+
+/// Keeps rt_tables in step with what was applied; a failure here is
+/// reported but never undoes routing.
+fn sync_rt_tables(opts: &KernelOpts, desired: &Desired, report: &Report) -> Result<(), String> {
+    let Some(rt) = &opts.rt_tables else {
+        return Ok(());
+    };
+    let wanted: Vec<(u32, String)> = desired
+        .tables
+        .iter()
+        .map(|t| (t.id, t.name.clone()))
+        .collect();
+    let removed: Vec<u32> = report
+        .tables
+        .iter()
+        .filter(|t| t.name.is_empty())
+        .map(|t| t.id)
+        .collect();
+    rt.sync(&wanted, &removed)
+        .map(|_| ())
+        .map_err(|e| format!("rt_tables: {e}"))
+}
+
+pub fn apply(argv: &[String]) -> i32 {
+    let args = match Args::parse(argv, &specs(INPUT_FLAGS, KERNEL_FLAGS)) {
+        Ok(a) if a.has("help") => return super::help(APPLY_HELP),
+        Ok(a) => a,
+        Err(e) => return super::usage(&e, APPLY_HELP),
+    };
+    let opts = match KernelOpts::from_args(&args) {
+        Ok(o) => o,
+        Err(e) => return super::usage(&e, APPLY_HELP),
+    };
+    let (desired, load_errors) = match desired_from_args(&args, opts.protocol) {
+        Ok(d) => d,
+        Err(e) => return super::usage(&e, APPLY_HELP),
+    };
+    let scope = Scope {
+        discover_owned: args.has("prune"),
+        ..Scope::default()
+    };
+    let mut engine = match Engine::new(opts.protocol) {
+        Ok(e) => e,
+        Err(e) => return super::fatal(&format!("netlink: {e}")),
+    };
+    let report = match engine.apply(&desired.tables, &scope) {
+        Ok(r) => r,
+        Err(e) => return super::fatal(&format!("reading kernel state: {e}")),
+    };
+    let rt_result = sync_rt_tables(&opts, &desired, &report);
+    let out = summarize(&desired, load_errors, &report);
+    print_apply(&out, opts.output);
+    if let Err(e) = rt_result {
+        eprintln!("routecfg: {e}");
+        return 1;
+    }
+    if out.ok { 0 } else { 1 }
+}
+
+pub fn diff(argv: &[String]) -> i32 {
+    let args = match Args::parse(argv, &specs(INPUT_FLAGS, KERNEL_FLAGS)) {
+        Ok(a) if a.has("help") => return super::help(DIFF_HELP),
+        Ok(a) => a,
+        Err(e) => return super::usage(&e, DIFF_HELP),
+    };
+    let opts = match KernelOpts::from_args(&args) {
+        Ok(o) => o,
+        Err(e) => return super::usage(&e, DIFF_HELP),
+    };
+    let (desired, load_errors) = match desired_from_args(&args, opts.protocol) {
+        Ok(d) => d,
+        Err(e) => return super::usage(&e, DIFF_HELP),
+    };
+    for e in load_errors
+        .iter()
+        .chain(desired.failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().iter())
+    {
+        eprintln!("error: {e}");
+    }
+    let scope = Scope {
+        discover_owned: args.has("prune"),
+        ..Scope::default()
+    };
+    let mut engine = match Engine::new(opts.protocol) {
+        Ok(e) => e,
+        Err(e) => return super::fatal(&format!("netlink: {e}")),
+    };
+    let plan = match engine.plan(&desired.tables, &scope) {
+        Ok(p) => p,
+        Err(e) => return super::fatal(&format!("reading kernel state: {e}")),
+    };
+    let names: BTreeMap<u32, String> = desired
+        .tables
+        .iter()
+        .map(|t| (t.id, t.name.clone()))
+        .collect();
+    let lookup = |id: u32| names.get(&id).cloned();
+    let lines: Vec<String> = plan.ops.iter().map(|op| plan::render(op, &lookup)).collect();
+    let pending: Vec<String> = plan
+        .pending
+        .iter()
+        .map(|p| format!("table {}: {}", p.table, p.reason))
+        .collect();
+    if opts.output == Output::Json {
+        let v = serde_json::json!({ "changes": lines, "pending": pending, "in_sync": lines.is_empty() });
+        println!("{v}");
+    } else {
+        for l in &lines {
+            println!("{l}");
+        }
+        for p in &pending {
+            println!("# pending: {p}");
+        }
+    }
+    if !load_errors.is_empty() || !desired.failures.is_empty() {
+        2
+    } else if lines.is_empty() && pending.is_empty() {
+        0
+    } else {
+        1
+    }
+}
+
+pub fn cleanup(argv: &[String]) -> i32 {
+    let args = match Args::parse(argv, KERNEL_FLAGS) {
+        Ok(a) if a.has("help") => return super::help(CLEANUP_HELP),
+        Ok(a) => a,
+        Err(e) => return super::usage(&e, CLEANUP_HELP),
+    };
+    let opts = match KernelOpts::from_args(&args) {
+        Ok(o) => o,
+        Err(e) => return super::usage(&e, CLEANUP_HELP),
+    };
+    let mut engine = match Engine::new(opts.protocol) {
+        Ok(e) => e,
+        Err(e) => return super::fatal(&format!("netlink: {e}")),
+    };
+    let scope = Scope {
+        discover_owned: true,
+        ..Scope::default()
+    };
+    let report = match engine.apply(&[], &scope) {
+        Ok(r) => r,
+        Err(e) => return super::fatal(&format!("reading kernel state: {e}")),
+    };
+    let empty = Desired::default();
+    let rt_result = sync_rt_tables(&opts, &empty, &report);
+    let out = summarize(&empty, vec![], &report);
+    print_apply(&out, opts.output);
+    if let Err(e) = rt_result {
+        eprintln!("routecfg: {e}");
+        return 1;
+    }
+    if out.ok { 0 } else { 1 }
+}

@@ -1,0 +1,72 @@
+//! Command-line entry points. Each command parses its own flags, calls the
+//! library, prints, and returns the process exit status.
+
+mod args;
+mod common;
+mod files;
+
+use crate::table_id::table_id;
+
+pub const HELP: &str = "\
+routecfg: keeps this host's policy routing equal to Liqo RouteConfigurations
+
+Usage: routecfg COMMAND [options]
+
+Commands:
+  apply -f PATH     apply RouteConfigurations from files, then exit
+  diff -f PATH      show what apply would change (exit 1 when out of sync)
+  cleanup           remove everything carrying routecfg's mark
+  table-id NAME...  print the kernel table id of each table name
+  help              this text
+
+`routecfg COMMAND --help` describes a command. Logging: RUST_LOG=debug.
+";
+
+/// Runs the command in `argv` (without the program name).
+pub fn main(argv: &[String]) -> i32 {
+    let Some((cmd, rest)) = argv.split_first() else {
+        eprint!("{HELP}");
+        return 2;
+    };
+    match cmd.as_str() {
+        "apply" => files::apply(rest),
+        "diff" => files::diff(rest),
+        "cleanup" => files::cleanup(rest),
+        "table-id" => table_ids(rest),
+        "help" | "--help" | "-h" => help(HELP),
+        "--version" | "version" => {
+            println!("routecfg {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        other => usage(&format!("unknown command {other:?}"), HELP),
+    }
+}
+
+fn table_ids(names: &[String]) -> i32 {
+    if names.is_empty() || names.iter().any(|n| n == "--help" || n == "-h") {
+        return help("Usage: routecfg table-id NAME...\n\nPrints `ID<TAB>NAME` for each table name, as upstream Liqo derives it.\n");
+    }
+    for name in names {
+        println!("{}\t{}", table_id(name), name);
+    }
+    0
+}
+
+/// Prints help text; exit status 0.
+fn help(text: &str) -> i32 {
+    print!("{text}");
+    0
+}
+
+/// Prints a usage error and the command's help; exit status 2.
+fn usage(message: &str, text: &str) -> i32 {
+    eprintln!("routecfg: {message}\n");
+    eprint!("{text}");
+    2
+}
+
+/// Prints an error that stops the command; exit status 2.
+fn fatal(message: &str) -> i32 {
+    eprintln!("routecfg: {message}");
+    2
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite, setup included, on a fresh Debian bookworm machine
+# of this project's kind. Needs root (network namespaces, apt).
+#
+#   tests/run.sh            setup + lint + all tests + release builds
+#
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "tests/run.sh: needs root (network namespaces, apt-get)" >&2
+    exit 1
+fi
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "system packages"
+need=()
+for pkg in iproute2 iputils-ping procps; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+step "kube-apiserver + etcd for end-to-end tests"
+.ci/setup-kube.sh
+
+step "static musl binary and scratch image"
+deploy/build-static.sh
+deploy/build-image.sh
+
+step "format and lint"
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+
+step "tests (unit, kernel in namespaces, API server end to end)"
+cargo test --all-targets -- --test-threads=2
+
+echo
+echo "all tests passed"
