@@ -5,6 +5,7 @@
 //! desired [`routing::Table`]s -> [`plan`] (diff against a kernel
 //! [`routing::Snapshot`]) -> [`kernel`] batch -> result -> status.
 
+pub mod kernel;
 pub mod routing;
 pub mod table_id;
 pub mod cli;

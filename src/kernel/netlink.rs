@@ -1,0 +1,399 @@
+//! The request socket: dumps, batches of changes, lookups, and the few link
+//! helpers the demo needs. One socket, synchronous, no per-op dumps.
+
+use super::error::KernelError;
+use super::link_msg::{self, Link, LinkCache, RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK};
+use super::route_msg::{
+    self, RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE, RawRoute, RouteFilter, RouteGet,
+};
+use super::rule_msg::{self, RTM_DELRULE, RTM_GETRULE, RTM_NEWRULE};
+use super::socket::{Batch, Conn, DumpEnd, Msg, push_message};
+use super::words::op_words;
+use crate::routing::{Op, Route, Rule};
+use netlink_packet_core::{
+    Emitable, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
+};
+use netlink_packet_route::AddressFamily;
+use std::net::IpAddr;
+
+/// How often a dump is retried when the kernel reports it inconsistent.
+const DUMP_ATTEMPTS: usize = 5;
+
+/// A NETLINK_ROUTE request socket with a link-name cache.
+pub struct Netlink {
+    conn: Conn,
+    links: LinkCache,
+}
+
+impl Netlink {
+    /// Opens the socket (strict checking, extended acks, large buffers).
+    pub fn open() -> Result<Netlink, KernelError> {
+        Ok(Netlink {
+            conn: Conn::open(&[], false)?,
+            links: LinkCache::default(),
+        })
+    }
+
+    /// The socket's netlink port id: events caused by this socket's
+    /// requests carry it, so a [`super::Monitor`] can skip them.
+    pub fn port_id(&self) -> u32 {
+        self.conn.port()
+    }
+
+    /// Every link, and a refreshed name <-> index cache for routes.
+    pub fn links(&mut self) -> Result<Vec<Link>, KernelError> {
+        let links = dump_all(
+            &mut self.conn,
+            RTM_GETLINK,
+            &link_msg::dump_request(),
+            "link show",
+            |m, out| {
+                if m.ty == RTM_NEWLINK {
+                    match link_msg::parse_link(m.payload) {
+                        Ok(l) => out.push(l),
+                        Err(e) => log::warn!("link show: unreadable link message skipped: {e}"),
+                    }
+                }
+            },
+        )?;
+        self.links.replace(&links);
+        Ok(links)
+    }
+
+    /// Every IPv4 and IPv6 "lookup" rule (the kernel cannot filter rule
+    /// dumps; the caller does). Rules with selectors `Rule` cannot express
+    /// are left out.
+    pub fn dump_rules(&mut self) -> Result<Vec<Rule>, KernelError> {
+        dump_all(
+            &mut self.conn,
+            RTM_GETRULE,
+            &rule_msg::dump_request(),
+            "rule show",
+            |m, out| {
+                if m.ty == RTM_NEWRULE {
+                    match rule_msg::parse_rule(m.payload) {
+                        Ok(Some(r)) => out.push(r),
+                        Ok(None) => {}
+                        Err(e) => log::warn!("rule show: unreadable rule message skipped: {e}"),
+                    }
+                }
+            },
+        )
+    }
+
+    /// Unicast routes of both families passing `filter`, which the kernel
+    /// applies (so a no-op check of one table does not copy every route
+    /// of the host). A table that does not exist yet is empty.
+    pub fn dump_routes(&mut self, filter: RouteFilter) -> Result<Vec<Route>, KernelError> {
+        let mut raw: Vec<RawRoute> = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let ctx = route_dump_words(family, filter);
+            let request = route_msg::dump_request(family, filter);
+            let got = dump_all(&mut self.conn, RTM_GETROUTE, &request, &ctx, |m, out| {
+                if m.ty == RTM_NEWROUTE {
+                    match route_msg::parse_route(m.payload) {
+                        Ok(Some(r)) if filter.matches(&r.route) => out.push(r),
+                        Ok(_) => {}
+                        Err(e) => log::warn!("{ctx}: unreadable route message skipped: {e}"),
+                    }
+                }
+            });
+            match got {
+                Ok(mut v) => raw.append(&mut v),
+                // Asking for a table the kernel has never seen: ENOENT.
+                Err(e) if filter.table.is_some() && e.errno == Some(libc::ENOENT) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let unknown = raw
+            .iter()
+            .any(|r| r.oif.is_some_and(|i| self.links.name(i).is_none()));
+        if unknown {
+            self.links()?;
+        }
+        Ok(raw
+            .into_iter()
+            .map(|RawRoute { mut route, oif }| {
+                route.dev = oif.and_then(|i| self.links.name(i)).map(str::to_string);
+                route
+            })
+            .collect())
+    }
+
+    /// Applies `ops` in as few datagrams as possible; result `i` belongs to
+    /// `ops[i]`. Already-present rules and already-gone rules or routes
+    /// count as success. A route naming a missing link fails locally with
+    /// [`super::ErrorKind::LinkNotFound`] and is not sent. The batch is not
+    /// a transaction: each op succeeds or fails on its own.
+    pub fn execute(&mut self, ops: &[Op]) -> Vec<Result<(), KernelError>> {
+        let unknown_dev = ops.iter().any(|op| match op {
+            Op::ReplaceRoute(r) | Op::DelRoute(r) => r
+                .dev
+                .as_deref()
+                .is_some_and(|d| self.links.index(d).is_none()),
+            _ => false,
+        });
+        if self.links.stale || unknown_dev {
+            if let Err(e) = self.links() {
+                log::warn!("link refresh before batch failed: {e}");
+            }
+        }
+        let mut batch = OpsBatch {
+            ops,
+            links: &self.links,
+        };
+        let results = self.conn.batch(&mut batch);
+        if results
+            .iter()
+            .any(|r| matches!(r, Err(e) if e.errno == Some(libc::ENODEV)))
+        {
+            self.links.stale = true;
+        }
+        results
+    }
+
+    /// `ip route get DST [from SRC] [iif IIF] [mark M]`: which table and
+    /// next hop the kernel picks, for tests and the demo. With `iif` the
+    /// kernel simulates forwarding, which needs forwarding enabled.
+    pub fn route_get(
+        &mut self,
+        dst: IpAddr,
+        src: Option<IpAddr>,
+        iif: Option<&str>,
+        fwmark: Option<u32>,
+    ) -> Result<RouteGet, KernelError> {
+        let mut ctx = format!("route get {dst}");
+        if let Some(s) = src {
+            ctx.push_str(&format!(" from {s}"));
+        }
+        if let Some(i) = iif {
+            ctx.push_str(&format!(" iif {i}"));
+        }
+        if let Some(m) = fwmark {
+            ctx.push_str(&format!(" mark {m:#x}"));
+        }
+        let iif_index = match iif {
+            Some(name) => Some(self.index_of(name, &ctx)?),
+            None => None,
+        };
+        let request = route_msg::get_request(dst, src, iif_index, fwmark);
+        let mut answer = None;
+        self.conn.query(RTM_GETROUTE, &request, &ctx, |m| {
+            let parsed = route_msg::parse_get_reply(m.payload).map_err(|e| {
+                KernelError::protocol(ctx.as_str(), format!("unreadable answer: {e}"))
+            })?;
+            answer = Some(parsed);
+            Ok(())
+        })?;
+        let (mut got, oif) =
+            answer.ok_or_else(|| KernelError::protocol(ctx.as_str(), "no answer"))?;
+        if let Some(i) = oif {
+            if self.links.name(i).is_none() {
+                self.links()?;
+            }
+            got.dev = self.links.name(i).map(str::to_string);
+        }
+        Ok(got)
+    }
+
+    /// `ip link add NAME type veth peer name PEER`.
+    pub fn create_veth(&mut self, name: &str, peer: &str) -> Result<(), KernelError> {
+        let msg = link_msg::veth_message(name, peer);
+        let ctx = format!("link add {name} type veth peer name {peer}");
+        self.one(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &msg, ctx, None)
+    }
+
+    /// `ip addr add ADDR dev LINK`; an address already present is success.
+    pub fn add_address(&mut self, link: &str, addr: ipnet::IpNet) -> Result<(), KernelError> {
+        let ctx = format!("address add {addr} dev {link}");
+        let index = self.index_of(link, &ctx)?;
+        let msg = link_msg::address_message(index, addr);
+        self.one(
+            RTM_NEWADDR,
+            NLM_F_CREATE | NLM_F_EXCL,
+            &msg,
+            ctx,
+            Some(libc::EEXIST),
+        )
+    }
+
+    /// `ip link set LINK up`.
+    pub fn set_up(&mut self, link: &str) -> Result<(), KernelError> {
+        let ctx = format!("link set {link} up");
+        let index = self.index_of(link, &ctx)?;
+        let msg = link_msg::up_message(index);
+        self.one(RTM_NEWLINK, 0, &msg, ctx, None)
+    }
+
+    /// The ifindex of `name`, refreshing the cache once if it is unknown.
+    fn index_of(&mut self, name: &str, ctx: &str) -> Result<u32, KernelError> {
+        if let Some(i) = self.links.index(name) {
+            return Ok(i);
+        }
+        self.links()?;
+        self.links
+            .index(name)
+            .ok_or_else(|| KernelError::link_not_found(ctx, name))
+    }
+
+    /// One acknowledged request.
+    fn one(
+        &mut self,
+        ty: u16,
+        flags: u16,
+        msg: &impl Emitable,
+        ctx: String,
+        tolerated: Option<i32>,
+    ) -> Result<(), KernelError> {
+        let mut one = One {
+            ty,
+            flags,
+            msg,
+            ctx,
+            tolerated,
+        };
+        let result = self.conn.batch(&mut one).pop();
+        result.unwrap_or_else(|| Err(KernelError::protocol(one.ctx, "no answer")))
+    }
+}
+
+/// Runs a dump to completion, redoing it while the kernel flags it as
+/// interrupted by concurrent changes.
+fn dump_all<T>(
+    conn: &mut Conn,
+    ty: u16,
+    request: &impl Emitable,
+    ctx: &str,
+    mut each: impl FnMut(&Msg<'_>, &mut Vec<T>),
+) -> Result<Vec<T>, KernelError> {
+    for _ in 0..DUMP_ATTEMPTS {
+        let mut out = Vec::new();
+        if conn.dump(ty, request, ctx, |m| each(m, &mut out))? == DumpEnd::Complete {
+            return Ok(out);
+        }
+        log::debug!("{ctx}: dump interrupted by concurrent changes, dumping again");
+    }
+    Err(KernelError::protocol(
+        ctx,
+        format!("dump interrupted {DUMP_ATTEMPTS} times in a row by concurrent changes"),
+    ))
+}
+
+fn route_dump_words(family: AddressFamily, filter: RouteFilter) -> String {
+    let mut s = String::from(if family == AddressFamily::Inet6 {
+        "route show -6"
+    } else {
+        "route show"
+    });
+    if let Some(t) = filter.table {
+        s.push_str(&format!(" table {t}"));
+    }
+    if let Some(p) = filter.protocol {
+        s.push_str(&format!(" proto {p}"));
+    }
+    s
+}
+
+/// The engine's ops as a batch.
+struct OpsBatch<'a> {
+    ops: &'a [Op],
+    links: &'a LinkCache,
+}
+
+impl Batch for OpsBatch<'_> {
+    fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    fn encode(&mut self, i: usize, seq: u32, buf: &mut Vec<u8>) -> Result<(), KernelError> {
+        const ACKED: u16 = NLM_F_REQUEST | NLM_F_ACK;
+        match &self.ops[i] {
+            Op::AddRule(r) => {
+                let flags = ACKED | NLM_F_CREATE | NLM_F_EXCL;
+                push_message(buf, RTM_NEWRULE, flags, seq, &rule_msg::rule_message(r));
+            }
+            Op::DelRule(r) => {
+                push_message(buf, RTM_DELRULE, ACKED, seq, &rule_msg::rule_message(r))
+            }
+            Op::ReplaceRoute(r) => {
+                let oif = match r.dev.as_deref() {
+                    None => None,
+                    Some(d) => Some(
+                        self.links
+                            .index(d)
+                            .ok_or_else(|| KernelError::link_not_found(self.context(i), d))?,
+                    ),
+                };
+                let flags = ACKED | NLM_F_CREATE | NLM_F_REPLACE;
+                push_message(
+                    buf,
+                    RTM_NEWROUTE,
+                    flags,
+                    seq,
+                    &route_msg::route_message(r, oif),
+                );
+            }
+            Op::DelRoute(r) => {
+                // A device no longer known: its routes went with it, or it
+                // was renamed; matching without it deletes in both cases.
+                let oif = r.dev.as_deref().and_then(|d| self.links.index(d));
+                push_message(
+                    buf,
+                    RTM_DELROUTE,
+                    ACKED,
+                    seq,
+                    &route_msg::route_message(r, oif),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn tolerated(&self, i: usize, errno: i32) -> bool {
+        match &self.ops[i] {
+            Op::AddRule(_) => errno == libc::EEXIST,
+            Op::DelRule(_) => errno == libc::ENOENT,
+            Op::ReplaceRoute(_) => false,
+            // ENODEV: the route's device is gone, and the route with it.
+            Op::DelRoute(_) => matches!(errno, libc::ESRCH | libc::ENOENT | libc::ENODEV),
+        }
+    }
+
+    fn context(&self, i: usize) -> String {
+        op_words(&self.ops[i])
+    }
+}
+
+/// A single acknowledged request as a batch of one.
+struct One<'a, M: Emitable> {
+    ty: u16,
+    flags: u16,
+    msg: &'a M,
+    ctx: String,
+    tolerated: Option<i32>,
+}
+
+impl<M: Emitable> Batch for One<'_, M> {
+    fn len(&self) -> usize {
+        1
+    }
+
+    fn encode(&mut self, _: usize, seq: u32, buf: &mut Vec<u8>) -> Result<(), KernelError> {
+        push_message(
+            buf,
+            self.ty,
+            NLM_F_REQUEST | NLM_F_ACK | self.flags,
+            seq,
+            self.msg,
+        );
+        Ok(())
+    }
+
+    fn tolerated(&self, _: usize, errno: i32) -> bool {
+        self.tolerated == Some(errno)
+    }
+
+    fn context(&self, _: usize) -> String {
+        self.ctx.clone()
+    }
+}

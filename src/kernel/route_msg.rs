@@ -1,0 +1,407 @@
+//! Routes <-> RTM_*ROUTE messages. Tables above 255 only fit the
+//! RTA_TABLE attribute, so it is always written and always read.
+
+use crate::routing::{Route, Scope};
+use ipnet::IpNet;
+use netlink_packet_core::{DecodeError, Parseable};
+use netlink_packet_route::AddressFamily;
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteVia,
+};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+pub(crate) const RTM_NEWROUTE: u16 = 24;
+pub(crate) const RTM_DELROUTE: u16 = 25;
+pub(crate) const RTM_GETROUTE: u16 = 26;
+
+/// Which routes a dump returns; the kernel applies it (strict checking).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouteFilter {
+    pub table: Option<u32>,
+    pub protocol: Option<u8>,
+}
+
+impl RouteFilter {
+    /// Whether a route passes; the kernel already filtered, this guards
+    /// against kernels that silently ignore filters.
+    pub fn matches(&self, r: &Route) -> bool {
+        self.table.is_none_or(|t| t == r.table) && self.protocol.is_none_or(|p| p == r.protocol)
+    }
+}
+
+/// A route as read from the kernel, its output interface still an index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RawRoute {
+    pub route: Route,
+    pub oif: Option<u32>,
+}
+
+pub(crate) fn family(addr: IpAddr) -> AddressFamily {
+    match addr {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+fn header_table(table: u32) -> u8 {
+    u8::try_from(table).unwrap_or(0)
+}
+
+/// The message adding, replacing or deleting `r`; `oif` is the index of
+/// `r.dev`. Deletes send everything the dump returned so the kernel
+/// matches exactly that route (scope, metric and protocol included).
+pub(crate) fn route_message(r: &Route, oif: Option<u32>) -> RouteMessage {
+    let mut msg = RouteMessage::default();
+    let h = &mut msg.header;
+    h.address_family = family(r.dst.addr());
+    h.destination_prefix_length = r.dst.prefix_len();
+    h.table = header_table(r.table);
+    h.protocol = RouteProtocol::from(r.protocol);
+    h.scope = RouteScope::from(r.scope.to_kernel());
+    h.kind = RouteType::Unicast;
+    if r.onlink {
+        h.flags = RouteFlags::Onlink;
+    }
+    let a = &mut msg.attributes;
+    if r.dst.prefix_len() > 0 {
+        a.push(RouteAttribute::Destination(r.dst.addr().into()));
+    }
+    a.push(RouteAttribute::Table(r.table));
+    if let Some(gw) = r.gateway {
+        if family(gw) == family(r.dst.addr()) {
+            a.push(RouteAttribute::Gateway(gw.into()));
+        } else {
+            // An IPv4 route via an IPv6 next hop (RFC 5549) needs RTA_VIA.
+            a.push(RouteAttribute::Via(match gw {
+                IpAddr::V4(v) => RouteVia::Inet(v),
+                IpAddr::V6(v) => RouteVia::Inet6(v),
+            }));
+        }
+    }
+    if let Some(src) = r.prefsrc {
+        a.push(RouteAttribute::PrefSource(src.into()));
+    }
+    if let Some(oif) = oif {
+        a.push(RouteAttribute::Oif(oif));
+    }
+    if let Some(m) = r.metric {
+        a.push(RouteAttribute::Priority(m));
+    }
+    msg
+}
+
+/// A dump request for one family, filtered by the kernel.
+pub(crate) fn dump_request(family: AddressFamily, filter: RouteFilter) -> RouteMessage {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = family;
+    // RTN_UNICAST: the kernel skips local, broadcast, multicast, ... routes.
+    msg.header.kind = RouteType::Unicast;
+    if let Some(p) = filter.protocol {
+        msg.header.protocol = RouteProtocol::from(p);
+    }
+    if let Some(t) = filter.table {
+        msg.attributes.push(RouteAttribute::Table(t));
+    }
+    msg
+}
+
+/// An `ip route get` request. `iif` is an ifindex.
+pub(crate) fn get_request(
+    dst: IpAddr,
+    src: Option<IpAddr>,
+    iif: Option<u32>,
+    fwmark: Option<u32>,
+) -> RouteMessage {
+    let mut msg = RouteMessage::default();
+    let full = match dst {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    };
+    msg.header.address_family = family(dst);
+    msg.header.destination_prefix_length = full;
+    if dst.is_ipv4() {
+        // Report the table the answer came from, not "main". IPv6 always
+        // reports it and refuses the flag under strict checking.
+        msg.header.flags = RouteFlags::LookupTable;
+    }
+    msg.attributes.push(RouteAttribute::Destination(dst.into()));
+    if let Some(src) = src {
+        msg.header.source_prefix_length = full;
+        msg.attributes.push(RouteAttribute::Source(src.into()));
+    }
+    if let Some(iif) = iif {
+        msg.attributes.push(RouteAttribute::Iif(iif));
+    }
+    if let Some(mark) = fwmark {
+        msg.attributes.push(RouteAttribute::Mark(mark));
+    }
+    msg
+}
+
+fn address(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v) => Some(IpAddr::V4(*v)),
+        RouteAddress::Inet6(v) => Some(IpAddr::V6(*v)),
+        _ => None,
+    }
+}
+
+/// Table of a route message: the attribute if present (the header says
+/// 252 for large ids), else the header.
+pub(crate) fn table_of(msg: &RouteMessage) -> u32 {
+    msg.attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(msg.header.table))
+}
+
+/// Parses a route message payload. `Ok(None)` for routes that are not
+/// plain IPv4/IPv6 unicast routes (local, broadcast, cached clones, ...)
+/// or that `Route` cannot express.
+pub(crate) fn parse_route(payload: &[u8]) -> Result<Option<RawRoute>, DecodeError> {
+    let msg = RouteMessage::parse(payload)?;
+    Ok(route_from_message(&msg))
+}
+
+pub(crate) fn route_from_message(msg: &RouteMessage) -> Option<RawRoute> {
+    let h = &msg.header;
+    if h.kind != RouteType::Unicast || h.flags.contains(RouteFlags::Cloned) {
+        return None;
+    }
+    let unspecified = match h.address_family {
+        AddressFamily::Inet => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        _ => return None,
+    };
+    let Some(scope) = Scope::from_kernel(u8::from(h.scope)) else {
+        log::debug!(
+            "skipping route with user-defined scope {}",
+            u8::from(h.scope)
+        );
+        return None;
+    };
+    let mut dst = unspecified;
+    let mut route = Route {
+        table: u32::from(h.table),
+        dst: IpNet::new(unspecified, 0).ok()?,
+        gateway: None,
+        prefsrc: None,
+        dev: None,
+        onlink: h.flags.contains(RouteFlags::Onlink),
+        scope,
+        protocol: u8::from(h.protocol),
+        metric: None,
+    };
+    let mut oif = None;
+    for a in &msg.attributes {
+        match a {
+            RouteAttribute::Destination(d) => dst = address(d)?,
+            RouteAttribute::Table(t) => route.table = *t,
+            RouteAttribute::Gateway(g) => route.gateway = address(g),
+            RouteAttribute::Via(RouteVia::Inet(v)) => route.gateway = Some(IpAddr::V4(*v)),
+            RouteAttribute::Via(RouteVia::Inet6(v)) => route.gateway = Some(IpAddr::V6(*v)),
+            RouteAttribute::PrefSource(s) => route.prefsrc = address(s),
+            RouteAttribute::Oif(i) => oif = Some(*i),
+            RouteAttribute::Priority(m) => route.metric = Some(*m),
+            // Multipath: `Route` has one next hop. Left without gateway and
+            // device, so it never equals a desired route and gets replaced.
+            RouteAttribute::MultiPath(_) => {}
+            _ => {}
+        }
+    }
+    route.dst = IpNet::new(dst, h.destination_prefix_length).ok()?;
+    Some(RawRoute { route, oif })
+}
+
+/// What `ip route get` answered: the table the lookup ended in, and where
+/// the packet goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteGet {
+    pub table: u32,
+    pub gateway: Option<IpAddr>,
+    pub dev: Option<String>,
+    pub prefsrc: Option<IpAddr>,
+}
+
+/// A route-get answer, its device still an index.
+pub(crate) fn parse_get_reply(payload: &[u8]) -> Result<(RouteGet, Option<u32>), DecodeError> {
+    let msg = RouteMessage::parse(payload)?;
+    let mut got = RouteGet {
+        table: table_of(&msg),
+        gateway: None,
+        dev: None,
+        prefsrc: None,
+    };
+    let mut oif = None;
+    for a in &msg.attributes {
+        match a {
+            RouteAttribute::Gateway(g) => got.gateway = address(g),
+            RouteAttribute::Via(RouteVia::Inet(v)) => got.gateway = Some(IpAddr::V4(*v)),
+            RouteAttribute::Via(RouteVia::Inet6(v)) => got.gateway = Some(IpAddr::V6(*v)),
+            RouteAttribute::PrefSource(s) => got.prefsrc = address(s),
+            RouteAttribute::Oif(i) => oif = Some(*i),
+            _ => {}
+        }
+    }
+    Ok((got, oif))
+}
+
+/// Table and protocol of a route event, `None` for cached clones.
+pub(crate) fn event_fields(payload: &[u8]) -> Result<Option<(u32, u8)>, DecodeError> {
+    let msg = RouteMessage::parse(payload)?;
+    if msg.header.flags.contains(RouteFlags::Cloned) {
+        return Ok(None);
+    }
+    Ok(Some((table_of(&msg), u8::from(msg.header.protocol))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::Emitable;
+
+    fn round_trip(r: &Route, oif: Option<u32>) -> RawRoute {
+        let msg = route_message(r, oif);
+        let mut buf = vec![0; msg.buffer_len()];
+        msg.emit(&mut buf);
+        parse_route(&buf).unwrap().unwrap()
+    }
+
+    fn route(dst: &str) -> Route {
+        Route {
+            table: 210412509,
+            dst: dst.parse().unwrap(),
+            gateway: None,
+            prefsrc: None,
+            dev: None,
+            onlink: false,
+            scope: Scope::Global,
+            protocol: 114,
+            metric: None,
+        }
+    }
+
+    #[test]
+    fn ipv4_route_round_trips_with_large_table() {
+        let r = Route {
+            gateway: Some("10.80.0.2".parse().unwrap()),
+            prefsrc: Some("10.80.0.1".parse().unwrap()),
+            onlink: true,
+            metric: Some(7),
+            ..route("10.60.0.0/24")
+        };
+        let got = round_trip(&r, Some(42));
+        assert_eq!(got.oif, Some(42));
+        assert_eq!(got.route, r);
+        let msg = route_message(&r, Some(42));
+        assert_eq!(msg.header.table, 0, "ids above 255 only go in RTA_TABLE");
+    }
+
+    #[test]
+    fn small_table_goes_in_header_too() {
+        let r = Route {
+            table: 100,
+            ..route("10.0.0.0/8")
+        };
+        assert_eq!(route_message(&r, None).header.table, 100);
+        assert_eq!(round_trip(&r, None).route, r);
+    }
+
+    #[test]
+    fn ipv6_and_scope_link_round_trip() {
+        let r = Route {
+            gateway: Some("fd00::1".parse().unwrap()),
+            scope: Scope::Link,
+            protocol: 3,
+            ..route("fd10::/64")
+        };
+        assert_eq!(round_trip(&r, Some(3)).route, r);
+    }
+
+    #[test]
+    fn default_route_has_no_destination_attribute() {
+        let r = Route {
+            gateway: Some("10.0.0.1".parse().unwrap()),
+            ..route("0.0.0.0/0")
+        };
+        let msg = route_message(&r, None);
+        assert!(
+            !msg.attributes
+                .iter()
+                .any(|a| matches!(a, RouteAttribute::Destination(_)))
+        );
+        assert_eq!(round_trip(&r, None).route, r);
+    }
+
+    #[test]
+    fn ipv6_next_hop_for_ipv4_route_uses_via() {
+        let r = Route {
+            gateway: Some("fe80::1".parse().unwrap()),
+            ..route("10.1.0.0/16")
+        };
+        let msg = route_message(&r, Some(2));
+        assert!(
+            msg.attributes
+                .iter()
+                .any(|a| matches!(a, RouteAttribute::Via(_)))
+        );
+        assert_eq!(round_trip(&r, Some(2)).route, r);
+    }
+
+    #[test]
+    fn non_unicast_and_cloned_are_skipped() {
+        let mut msg = route_message(&route("10.0.0.1/32"), None);
+        msg.header.kind = RouteType::Local;
+        assert!(route_from_message(&msg).is_none());
+        let mut msg = route_message(&route("fd00::1/128"), None);
+        msg.header.flags = RouteFlags::Cloned;
+        assert!(route_from_message(&msg).is_none());
+    }
+
+    #[test]
+    fn header_table_252_defers_to_attribute() {
+        let mut msg = route_message(&route("10.0.0.0/8"), None);
+        msg.header.table = 252;
+        assert_eq!(route_from_message(&msg).unwrap().route.table, 210412509);
+    }
+
+    #[test]
+    fn dump_request_filters() {
+        let m = dump_request(
+            AddressFamily::Inet6,
+            RouteFilter {
+                table: Some(300),
+                protocol: Some(114),
+            },
+        );
+        assert_eq!(m.header.kind, RouteType::Unicast);
+        assert_eq!(u8::from(m.header.protocol), 114);
+        assert_eq!(m.header.table, 0);
+        assert_eq!(m.attributes, vec![RouteAttribute::Table(300)]);
+    }
+
+    #[test]
+    fn filter_matches_in_userspace() {
+        let f = RouteFilter {
+            table: Some(5),
+            protocol: None,
+        };
+        assert!(f.matches(&Route {
+            table: 5,
+            ..route("10.0.0.0/8")
+        }));
+        assert!(!f.matches(&Route {
+            table: 6,
+            ..route("10.0.0.0/8")
+        }));
+        let f = RouteFilter {
+            table: None,
+            protocol: Some(3),
+        };
+        assert!(!f.matches(&route("10.0.0.0/8")));
+    }
+}
