@@ -431,3 +431,6 @@ fn differences(a: &Route, b: &Route) -> Vec<&'static str> {
     }
     d
 }
+
+#[cfg(test)]
+mod tests;
