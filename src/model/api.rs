@@ -270,7 +270,14 @@ mod tests {
         });
         let o: RouteConfiguration = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(o.metadata.generation, Some(3));
-        assert_eq!(o.spec.table.rules.as_ref().unwrap()[0].fwmark.as_ref().unwrap().to_u32(), Ok(7));
+        assert_eq!(
+            o.spec.table.rules.as_ref().unwrap()[0]
+                .fwmark
+                .as_ref()
+                .unwrap()
+                .to_u32(),
+            Ok(7)
+        );
         assert_eq!(serde_json::to_value(&o).unwrap(), v);
     }
 
@@ -281,7 +288,10 @@ mod tests {
         let o: RouteConfiguration = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(serde_json::to_value(&o).unwrap(), v);
         let empty: RouteConfiguration = serde_json::from_value(json!({})).unwrap();
-        assert_eq!(serde_json::to_value(&empty).unwrap(), json!({"metadata": {}, "spec": {"table": {}}}));
+        assert_eq!(
+            serde_json::to_value(&empty).unwrap(),
+            json!({"metadata": {}, "spec": {"table": {}}})
+        );
     }
 
     #[test]
@@ -299,8 +309,14 @@ mod tests {
         let cases = [
             (json!(0), Ok(0)),
             (json!(4294967295u64), Ok(u32::MAX)),
-            (json!(4294967296u64), Err("4294967296 is out of range 0..=4294967295".to_string())),
-            (json!(-1), Err("-1 is out of range 0..=4294967295".to_string())),
+            (
+                json!(4294967296u64),
+                Err("4294967296 is out of range 0..=4294967295".to_string()),
+            ),
+            (
+                json!(-1),
+                Err("-1 is out of range 0..=4294967295".to_string()),
+            ),
             (json!(1.5), Err("1.5 is not an integer".to_string())),
             (json!("7"), Err("\"7\" is not an integer".to_string())),
             (json!(null), Err("null is not an integer".to_string())),

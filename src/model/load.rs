@@ -3,6 +3,8 @@
 //! or a `List` as `kubectl get -o yaml|json` prints. One bad document is
 //! reported and the others still load.
 
+mod locate;
+
 use super::api::{API_GROUP, API_VERSION, KIND, RouteConfiguration};
 use serde::Deserialize;
 use serde_json::Value;
@@ -122,13 +124,21 @@ fn load_file(path: &Path) -> (Vec<RouteConfiguration>, Vec<LoadError>) {
     let origin = path.display().to_string();
     match std::fs::read_to_string(path) {
         Ok(text) => parse_documents(&text, &origin),
-        Err(e) => (Vec::new(), vec![origin_error(&origin, format!("cannot read: {e}"))]),
+        Err(e) => (
+            Vec::new(),
+            vec![origin_error(&origin, format!("cannot read: {e}"))],
+        ),
     }
 }
 
 /// Collects manifest files under `dir` depth-first in name order, visiting
 /// each real directory once (symlink loops end).
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>, errors: &mut Vec<LoadError>) {
+fn walk(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    seen: &mut HashSet<PathBuf>,
+    errors: &mut Vec<LoadError>,
+) {
     let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     if !seen.insert(real) {
         return;
@@ -136,7 +146,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>, errors:
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            errors.push(origin_error(&dir.display().to_string(), format!("cannot read: {e}")));
+            errors.push(origin_error(
+                &dir.display().to_string(),
+                format!("cannot read: {e}"),
+            ));
             return;
         }
     };
@@ -144,7 +157,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>, errors:
     for entry in entries {
         match entry {
             Ok(e) => paths.push(e.path()),
-            Err(e) => errors.push(origin_error(&dir.display().to_string(), format!("cannot read: {e}"))),
+            Err(e) => errors.push(origin_error(
+                &dir.display().to_string(),
+                format!("cannot read: {e}"),
+            )),
         }
     }
     paths.sort();
@@ -160,7 +176,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>, errors:
             Ok(m) if m.is_dir() => walk(&p, out, seen, errors),
             Ok(_) if is_manifest(&p) => out.push(p),
             Ok(_) => {}
-            Err(e) => errors.push(origin_error(&p.display().to_string(), format!("cannot read: {e}"))),
+            Err(e) => errors.push(origin_error(
+                &p.display().to_string(),
+                format!("cannot read: {e}"),
+            )),
         }
     }
 }
@@ -242,9 +261,11 @@ impl Sink<'_> {
             Value::Null => return,
             Value::Array(_) => Some(None),
             Value::Object(m) => match (m.get("kind").and_then(Value::as_str), m.get("items")) {
-                (Some(k), Some(Value::Array(_))) if k.ends_with("List") => {
-                    Some(k.strip_suffix("List").filter(|k| !k.is_empty()).map(str::to_string))
-                }
+                (Some(k), Some(Value::Array(_))) if k.ends_with("List") => Some(
+                    k.strip_suffix("List")
+                        .filter(|k| !k.is_empty())
+                        .map(str::to_string),
+                ),
                 _ => None,
             },
             _ => None,
@@ -287,7 +308,10 @@ impl Sink<'_> {
         let at = describe(self.origin, place);
         match kind {
             None => {
-                log::warn!("{at}: {}: no kind, not a Kubernetes object; skipped", or_unnamed(&name));
+                log::warn!(
+                    "{at}: {}: no kind, not a Kubernetes object; skipped",
+                    or_unnamed(&name)
+                );
                 return;
             }
             Some(k) if k != KIND => {
@@ -342,31 +366,25 @@ fn readable_key(v: &Value) -> Option<String> {
     }
 }
 
-/// serde_json's errors on a `Value` carry no field path; the YAML
-/// deserializer tracks one. Re-deserializing through YAML recovers a
-/// message like `spec.table.rules[0].onlink: invalid type: ...` — with real
-/// line numbers when the value is a whole YAML document, without any when
-/// it had to be re-rendered.
+/// A message naming the failing field: from the YAML deserializer when the
+/// value is a whole YAML document (it adds line numbers) and it agrees that
+/// the document is broken, else from [`locate::locate`].
 fn typed_error_with_path(v: &Value, place: &Place) -> Option<String> {
     if let Some((chunk, first_line)) = place.yaml {
-        return yaml_error_at::<RouteConfiguration>(chunk, first_line);
-    }
-    let text = serde_yaml_ng::to_string(v).ok()?;
-    let err = serde_yaml_ng::from_str::<RouteConfiguration>(&text).err()?;
-    let mut msg = err.to_string();
-    if err.location().is_some() {
-        if let Some(at) = msg.rfind(" at line ") {
-            msg.truncate(at);
+        if let Some(msg) = yaml_error_at::<RouteConfiguration>(chunk, first_line) {
+            return Some(msg);
         }
     }
-    Some(msg)
+    locate::locate(v)
 }
 
 /// The error of parsing `chunk` as `T`, with line numbers counted from the
 /// start of the whole input (the chunk is re-parsed behind blank lines).
 fn yaml_error_at<T: serde::de::DeserializeOwned>(chunk: &str, first_line: usize) -> Option<String> {
     let padded = format!("{}{chunk}", "\n".repeat(first_line));
-    serde_yaml_ng::from_str::<T>(&padded).err().map(|e| e.to_string())
+    serde_yaml_ng::from_str::<T>(&padded)
+        .err()
+        .map(|e| e.to_string())
 }
 
 /// Splits multi-document YAML at `---` / `...` lines, returning each
@@ -383,11 +401,12 @@ fn split_yaml(text: &str) -> Vec<(&str, usize)> {
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
         };
         if is_marker("---") {
-            if offset > start {
+            // Directives and comments before a document belong to it.
+            if offset > start && !preamble_only(&text[start..offset]) {
                 chunks.push((&text[start..offset], start_line));
+                start = offset;
+                start_line = line_no;
             }
-            start = offset;
-            start_line = line_no;
         }
         offset += line.len();
         if is_marker("...") {
@@ -400,4 +419,15 @@ fn split_yaml(text: &str) -> Vec<(&str, usize)> {
         chunks.push((&text[start..offset], start_line));
     }
     chunks
+}
+
+#[cfg(test)]
+mod tests;
+
+/// True when `chunk` holds only blank lines, comments and `%` directives.
+fn preamble_only(chunk: &str) -> bool {
+    chunk.lines().all(|l| {
+        let t = l.trim_start();
+        t.is_empty() || t.starts_with('#') || t.starts_with('%')
+    })
 }

@@ -304,8 +304,7 @@ fn is_label_name(s: &str) -> bool {
         && b.len() <= 63
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
@@ -397,11 +396,26 @@ mod tests {
             &[
                 Term::eq("a", "b"),
                 Term::eq("c", "d"),
-                Term { key: "e".into(), op: Op::NotEq("f".into()) },
-                Term { key: "g".into(), op: Op::Exists },
-                Term { key: "h".into(), op: Op::NotExists },
-                Term { key: "i".into(), op: Op::In(vec!["x".into(), "y".into()]) },
-                Term { key: "j".into(), op: Op::NotIn(vec!["z".into()]) },
+                Term {
+                    key: "e".into(),
+                    op: Op::NotEq("f".into())
+                },
+                Term {
+                    key: "g".into(),
+                    op: Op::Exists
+                },
+                Term {
+                    key: "h".into(),
+                    op: Op::NotExists
+                },
+                Term {
+                    key: "i".into(),
+                    op: Op::In(vec!["x".into(), "y".into()])
+                },
+                Term {
+                    key: "j".into(),
+                    op: Op::NotIn(vec!["z".into()])
+                },
             ]
         );
         assert_eq!(s.to_string(), "a=b,c=d,e!=f,g,!h,i in (x,y),j notin (z)");
@@ -410,8 +424,10 @@ mod tests {
 
     #[test]
     fn display_is_canonical_and_sorted() {
-        assert_eq!(sel("z=1,networking.liqo.io/route-category=gateway").to_string(),
-                   "networking.liqo.io/route-category=gateway,z=1");
+        assert_eq!(
+            sel("z=1,networking.liqo.io/route-category=gateway").to_string(),
+            "networking.liqo.io/route-category=gateway,z=1"
+        );
         assert_eq!(sel("").to_string(), "");
         assert_eq!(sel("a=").to_string(), "a=");
         assert_eq!(sel("a=b,a=b").terms().len(), 1);
@@ -427,12 +443,27 @@ mod tests {
     fn matching_semantics() {
         let l = labels(&[("a", "b"), ("n", "1")]);
         let cases = [
-            ("a=b", true), ("a==b", true), ("a=c", false), ("x=b", false),
-            ("a!=c", true), ("a!=b", false), ("x!=b", true),
-            ("a", true), ("x", false), ("!x", true), ("!a", false),
-            ("a in (b,c)", true), ("a in (c)", false), ("x in (b)", false),
-            ("a notin (c)", true), ("a notin (b)", false), ("x notin (b)", true),
-            ("a=b,n=1", true), ("a=b,n=2", false), ("a=", false), ("x=", false),
+            ("a=b", true),
+            ("a==b", true),
+            ("a=c", false),
+            ("x=b", false),
+            ("a!=c", true),
+            ("a!=b", false),
+            ("x!=b", true),
+            ("a", true),
+            ("x", false),
+            ("!x", true),
+            ("!a", false),
+            ("a in (b,c)", true),
+            ("a in (c)", false),
+            ("x in (b)", false),
+            ("a notin (c)", true),
+            ("a notin (b)", false),
+            ("x notin (b)", true),
+            ("a=b,n=1", true),
+            ("a=b,n=2", false),
+            ("a=", false),
+            ("x=", false),
         ];
         for (s, want) in cases {
             assert_eq!(sel(s).matches(&l), want, "{s}");
@@ -445,13 +476,31 @@ mod tests {
         let cases = [
             ("a=b,", "label selector \"a=b,\": empty term"),
             ("a in (b", "label selector \"a in (b\": unbalanced '('"),
-            ("a in ()", "label selector \"a in ()\": \"a in ()\": the value set must not be empty"),
-            ("a foo (b)", "label selector \"a foo (b)\": \"a foo (b)\": unknown operator \"foo\""),
-            ("a > 1", "label selector \"a > 1\": \"a > 1\": unsupported operator"),
-            ("a b", "label selector \"a b\": \"a b\": unsupported operator"),
+            (
+                "a in ()",
+                "label selector \"a in ()\": \"a in ()\": the value set must not be empty",
+            ),
+            (
+                "a foo (b)",
+                "label selector \"a foo (b)\": \"a foo (b)\": unknown operator \"foo\"",
+            ),
+            (
+                "a > 1",
+                "label selector \"a > 1\": \"a > 1\": unsupported operator",
+            ),
+            (
+                "a b",
+                "label selector \"a b\": \"a b\": unsupported operator",
+            ),
             ("-a=b", "label selector \"-a=b\": \"-a\": invalid label key"),
-            ("a=b c", "label selector \"a=b c\": \"b c\": invalid label value"),
-            ("Foo_/a=b", "label selector \"Foo_/a=b\": \"Foo_/a\": invalid label key prefix \"Foo_\""),
+            (
+                "a=b c",
+                "label selector \"a=b c\": \"b c\": invalid label value",
+            ),
+            (
+                "Foo_/a=b",
+                "label selector \"Foo_/a=b\": \"Foo_/a\": invalid label key prefix \"Foo_\"",
+            ),
             ("!", "label selector \"!\": \"\": invalid label key"),
         ];
         for (input, want) in cases {
@@ -475,11 +524,20 @@ mod tests {
         assert!(set.matches(&gw(&[(LABEL_UNIQUE, "milan")])));
         assert!(!set.matches(&gw(&[(LABEL_UNIQUE, "paris")])));
         assert!(set.matches(&gw(&[(LABEL_SUBCATEGORY, "fabric")])));
-        assert!(set.matches(&gw(&[(LABEL_SUBCATEGORY, "fabric-node"), (LABEL_UNIQUE, "rome-worker")])));
-        assert!(!set.matches(&gw(&[(LABEL_SUBCATEGORY, "fabric-node"), (LABEL_UNIQUE, "rome-control-plane")])));
+        assert!(set.matches(&gw(&[
+            (LABEL_SUBCATEGORY, "fabric-node"),
+            (LABEL_UNIQUE, "rome-worker")
+        ])));
+        assert!(!set.matches(&gw(&[
+            (LABEL_SUBCATEGORY, "fabric-node"),
+            (LABEL_UNIQUE, "rome-control-plane")
+        ])));
         assert!(!set.matches(&gw(&[])));
         assert!(!set.matches(&labels(&[(LABEL_CATEGORY, "fabric")])));
-        assert_eq!(set.common_terms().to_string(), "networking.liqo.io/route-category=gateway");
+        assert_eq!(
+            set.common_terms().to_string(),
+            "networking.liqo.io/route-category=gateway"
+        );
         assert_eq!(
             set.to_string(),
             "{networking.liqo.io/route-category=gateway,networking.liqo.io/route-unique=milan} OR \
@@ -493,7 +551,10 @@ mod tests {
         let set = SelectorSet::fabric();
         assert!(set.matches(&labels(&[(LABEL_CATEGORY, "fabric")])));
         assert!(!set.matches(&labels(&[(LABEL_CATEGORY, "gateway")])));
-        assert_eq!(set.common_terms().to_string(), "networking.liqo.io/route-category=fabric");
+        assert_eq!(
+            set.common_terms().to_string(),
+            "networking.liqo.io/route-category=fabric"
+        );
     }
 
     #[test]

@@ -8,7 +8,11 @@ use std::path::PathBuf;
 pub fn shared_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("ROUTECFG_SHARED") {
         let dir = PathBuf::from(dir);
-        assert!(dir.is_dir(), "ROUTECFG_SHARED={} is not a directory", dir.display());
+        assert!(
+            dir.is_dir(),
+            "ROUTECFG_SHARED={} is not a directory",
+            dir.display()
+        );
         return dir;
     }
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -90,8 +90,8 @@ impl Cx {
             return Err(self.err("metadata.name", "is required"));
         }
         let spec = &obj.spec.table;
-        let name = check_table_name(spec.name.as_deref())
-            .map_err(|m| self.err("spec.table.name", m))?;
+        let name =
+            check_table_name(spec.name.as_deref()).map_err(|m| self.err("spec.table.name", m))?;
         let id = table_id(name);
         let rules = match spec.rules.as_deref() {
             None | Some([]) => {
