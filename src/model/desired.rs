@@ -122,3 +122,6 @@ pub fn build(objects: &[RouteConfiguration], protocol: u8) -> Desired {
     desired.frozen = frozen.into_iter().collect();
     desired
 }
+
+#[cfg(test)]
+mod tests;
