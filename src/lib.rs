@@ -6,6 +6,7 @@
 //! [`routing::Snapshot`]) -> [`kernel`] batch -> result -> status.
 
 pub mod kernel;
+pub mod model;
 pub mod routing;
 pub mod table_id;
 pub mod cli;

@@ -1,0 +1,127 @@
+//! From every selected object to the set of tables routecfg should hold:
+//! validation per object, then table ownership across objects.
+//!
+//! One broken or conflicting object never stops the others: it is
+//! reported in `failures` and every other object still yields its table.
+
+use super::api::RouteConfiguration;
+use super::validate::{ObjectError, check_table_name, validate};
+use crate::routing::Table;
+use crate::table_id::table_id;
+use std::collections::{BTreeSet, HashMap};
+
+/// The desired state of the host, plus everything worth telling the user.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Desired {
+    /// One table per valid, non-conflicting object, sorted by name.
+    pub tables: Vec<Table>,
+    /// Invalid objects and losers of table-name conflicts, in input order
+    /// (conflicts after validation errors).
+    pub failures: Vec<ObjectError>,
+    pub warnings: Vec<String>,
+    /// Table ids named by objects that failed validation and are owned by
+    /// no valid object. The planner should leave these tables as they are
+    /// in the kernel rather than garbage-collect them: a typo in an object
+    /// must not tear down routes that work.
+    pub frozen: Vec<u32>,
+}
+
+/// Builds the desired state of `objects`, stamping `protocol` on every rule
+/// and route.
+///
+/// - The same object (`namespace/name`) given twice: the last one wins, as
+///   when applying the inputs in order; a warning says so.
+/// - Objects with a `deletionTimestamp` are on their way out: they want
+///   nothing, claim no table and are not validated.
+/// - Two objects naming the same table (or names hashing to the same id):
+///   the older one (`creationTimestamp`, compared as the apiserver's
+///   RFC 3339 `...Z` text; objects without one count as newest) keeps it,
+///   ties broken by `namespace/name`; the other fails naming the owner.
+pub fn build(objects: &[RouteConfiguration], protocol: u8) -> Desired {
+    let mut desired = Desired::default();
+
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut unique: Vec<&RouteConfiguration> = Vec::with_capacity(objects.len());
+    for obj in objects {
+        let key = obj.key();
+        match index.get(&key) {
+            Some(&i) => {
+                desired.warnings.push(format!(
+                    "{key}: appears more than once in the input; the last definition wins"
+                ));
+                unique[i] = obj;
+            }
+            None => {
+                index.insert(key, unique.len());
+                unique.push(obj);
+            }
+        }
+    }
+
+    let mut valid = Vec::new();
+    let mut broken_tables = Vec::new();
+    for obj in unique {
+        if obj.metadata.deletion_timestamp.is_some() {
+            log::debug!("{}: being deleted; it wants no table", obj.key());
+            continue;
+        }
+        match validate(obj, protocol) {
+            Ok(v) => {
+                desired.warnings.extend(v.warnings);
+                valid.push((obj, v.table));
+            }
+            Err(e) => {
+                if let Ok(name) = check_table_name(obj.spec.table.name.as_deref()) {
+                    broken_tables.push(table_id(name));
+                }
+                desired.failures.push(e);
+            }
+        }
+    }
+
+    valid.sort_by(|(a, _), (b, _)| {
+        let age = |o: &RouteConfiguration| {
+            let ts = o.metadata.creation_timestamp.clone();
+            (ts.is_none(), ts, o.key())
+        };
+        age(a).cmp(&age(b))
+    });
+    let mut by_name: HashMap<String, String> = HashMap::new();
+    let mut by_id: HashMap<u32, (String, String)> = HashMap::new();
+    for (obj, table) in valid {
+        let key = obj.key();
+        if let Some(owner) = by_name.get(&table.name) {
+            desired.failures.push(ObjectError {
+                object: key,
+                field: "spec.table.name".to_string(),
+                message: format!("table {:?} is already owned by {owner}", table.name),
+            });
+            continue;
+        }
+        if let Some((name, owner)) = by_id.get(&table.id) {
+            desired.failures.push(ObjectError {
+                object: key,
+                field: "spec.table.name".to_string(),
+                message: format!(
+                    "table {:?} has id {}, the same as table {name:?} owned by {owner}; rename one",
+                    table.name, table.id
+                ),
+            });
+            continue;
+        }
+        by_name.insert(table.name.clone(), key.clone());
+        by_id.insert(table.id, (table.name.clone(), key));
+        desired.tables.push(table);
+    }
+    desired.tables.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let frozen: BTreeSet<u32> = broken_tables
+        .into_iter()
+        .filter(|id| !by_id.contains_key(id))
+        .collect();
+    desired.frozen = frozen.into_iter().collect();
+    desired
+}
+
+#[cfg(test)]
+mod tests;
