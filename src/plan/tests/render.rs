@@ -71,24 +71,31 @@ fn link_scope_route_needs_no_scope_word() {
 }
 
 #[test]
-fn unusual_scope_onlink_and_src_are_spelled_out() {
+fn onlink_src_and_unusual_scope_are_spelled_out() {
     let r = Route {
         onlink: true,
         prefsrc: Some(ip("10.80.0.9")),
-        scope: Scope::Link,
         ..gw_route(9, "10.0.0.0/24", "1.2.3.4", Some("x"))
     };
     assert_eq!(
         render(&Op::ReplaceRoute(r), &no_names),
-        "ip route replace 10.0.0.0/24 via 1.2.3.4 dev x onlink src 10.80.0.9 table 9 proto 114 scope link"
+        "ip route replace 10.0.0.0/24 via 1.2.3.4 dev x onlink src 10.80.0.9 table 9 proto 114"
     );
     let global_direct = Route {
         scope: Scope::Global,
-        ..link_route(9, "10.0.0.0/24", "x")
+        ..link_route(9, "10.0.1.0/24", "x")
     };
     assert_eq!(
         render(&Op::ReplaceRoute(global_direct), &no_names),
-        "ip route replace 10.0.0.0/24 dev x table 9 proto 114 scope global"
+        "ip route replace 10.0.1.0/24 dev x table 9 proto 114 scope global"
+    );
+    let host = Route {
+        scope: Scope::Host,
+        ..link_route(9, "10.0.3.0/24", "x")
+    };
+    assert_eq!(
+        render(&Op::DelRoute(host), &no_names),
+        "ip route del 10.0.3.0/24 dev x table 9 proto 114 scope host"
     );
 }
 
@@ -110,13 +117,13 @@ fn ipv6_route_del_carries_the_dumped_metric() {
 }
 
 #[test]
-fn ipv6_route_via_ipv4_gateway_names_the_family() {
+fn gateway_of_the_other_family_names_its_family() {
     let r = Route {
-        gateway: Some(ip("169.254.0.1")),
-        ..gw_route(5, "fd00::/64", "fd09::2", Some("d0"))
+        gateway: Some(ip("fd09::2")),
+        ..gw_route(9, "10.0.4.0/24", "1.2.3.4", Some("x"))
     };
     assert_eq!(
         render(&Op::ReplaceRoute(r), &no_names),
-        "ip -6 route replace fd00::/64 via inet 169.254.0.1 dev d0 table 5 proto 114"
+        "ip route replace 10.0.4.0/24 via inet6 fd09::2 dev x table 9 proto 114"
     );
 }
