@@ -5,9 +5,10 @@
 //! desired [`routing::Table`]s -> [`plan`] (diff against a kernel
 //! [`routing::Snapshot`]) -> [`kernel`] batch -> result -> status.
 
-pub mod kernel;
-pub mod model;
-pub mod routing;
-pub mod table_id;
 pub mod cli;
 pub mod engine;
+pub mod kernel;
+pub mod model;
+pub mod plan;
+pub mod routing;
+pub mod table_id;
