@@ -11,4 +11,5 @@ pub mod kernel;
 pub mod model;
 pub mod plan;
 pub mod routing;
+pub mod rt_tables;
 pub mod table_id;

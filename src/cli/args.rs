@@ -134,7 +134,15 @@ mod tests {
     #[test]
     fn parses_values_switches_and_positionals() {
         let a = Args::parse(
-            &argv(&["-f", "a.yaml", "--file=b", "--prune", "x", "--protocol", "7"]),
+            &argv(&[
+                "-f",
+                "a.yaml",
+                "--file=b",
+                "--prune",
+                "x",
+                "--protocol",
+                "7",
+            ]),
             SPECS,
         )
         .unwrap();

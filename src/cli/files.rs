@@ -8,6 +8,7 @@ use crate::model::desired::{self, Desired};
 use crate::model::load;
 use crate::model::selector::{Selector, SelectorSet};
 use crate::plan;
+use crate::rt_tables::Stale;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -174,7 +175,11 @@ fn summarize(desired: &Desired, load_errors: Vec<String>, report: &Report) -> Ap
         .filter(|t| t.name.is_empty())
         .map(|t| ObjectLine {
             object: String::new(),
-            status: if t.errors.is_empty() { "removed" } else { "failed" },
+            status: if t.errors.is_empty() {
+                "removed"
+            } else {
+                "failed"
+            },
             table: None,
             id: Some(t.id),
             changes: t.changes,
@@ -250,9 +255,13 @@ fn sync_rt_tables(opts: &KernelOpts, desired: &Desired, report: &Report) -> Resu
         .filter(|t| t.name.is_empty())
         .map(|t| t.id)
         .collect();
-    rt.sync(&wanted, &removed)
-        .map(|_| ())
-        .map_err(|e| format!("rt_tables: {e}"))
+    let report = rt
+        .sync(&wanted, Stale::Ids(&removed))
+        .map_err(|e| format!("rt_tables {}: {e}", rt.path().display()))?;
+    for w in &report.warnings {
+        eprintln!("warning: rt_tables {}: {w}", rt.path().display());
+    }
+    Ok(())
 }
 
 pub fn apply(argv: &[String]) -> i32 {
@@ -305,10 +314,14 @@ pub fn diff(argv: &[String]) -> i32 {
         Ok(d) => d,
         Err(e) => return super::usage(&e, DIFF_HELP),
     };
-    for e in load_errors
-        .iter()
-        .chain(desired.failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().iter())
-    {
+    for e in load_errors.iter().chain(
+        desired
+            .failures
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .iter(),
+    ) {
         eprintln!("error: {e}");
     }
     let scope = Scope {
@@ -329,7 +342,11 @@ pub fn diff(argv: &[String]) -> i32 {
         .map(|t| (t.id, t.name.clone()))
         .collect();
     let lookup = |id: u32| names.get(&id).cloned();
-    let lines: Vec<String> = plan.ops.iter().map(|op| plan::render(op, &lookup)).collect();
+    let lines: Vec<String> = plan
+        .ops
+        .iter()
+        .map(|op| plan::render(op, &lookup))
+        .collect();
     let pending: Vec<String> = plan
         .pending
         .iter()

@@ -44,7 +44,9 @@ pub fn main(argv: &[String]) -> i32 {
 
 fn table_ids(names: &[String]) -> i32 {
     if names.is_empty() || names.iter().any(|n| n == "--help" || n == "-h") {
-        return help("Usage: routecfg table-id NAME...\n\nPrints `ID<TAB>NAME` for each table name, as upstream Liqo derives it.\n");
+        return help(
+            "Usage: routecfg table-id NAME...\n\nPrints `ID<TAB>NAME` for each table name, as upstream Liqo derives it.\n",
+        );
     }
     for name in names {
         println!("{}\t{}", table_id(name), name);

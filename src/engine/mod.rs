@@ -77,7 +77,12 @@ impl Engine {
                 protocol: Some(self.protocol),
             })?;
             tables.extend(owned.iter().map(|r| r.table));
-            tables.extend(rules.iter().filter(|r| r.protocol == self.protocol).map(|r| r.table));
+            tables.extend(
+                rules
+                    .iter()
+                    .filter(|r| r.protocol == self.protocol)
+                    .map(|r| r.table),
+            );
         }
         let mut routes = Vec::new();
         for &table in &tables {
@@ -138,7 +143,9 @@ impl Engine {
                     Err(e) if is_ordering_failure(&e) && matches!(op, Op::ReplaceRoute(_)) => {
                         retry.push((op, e));
                     }
-                    Err(e) if e.is_pending() => report.table(op.table()).pending.push(e.to_string()),
+                    Err(e) if e.is_pending() => {
+                        report.table(op.table()).pending.push(e.to_string())
+                    }
                     Err(e) => report.table(op.table()).errors.push(e.to_string()),
                 }
             }
@@ -151,7 +158,10 @@ impl Engine {
                 }
                 break;
             }
-            log::debug!("retrying {} routes whose gateway was unreachable", retry.len());
+            log::debug!(
+                "retrying {} routes whose gateway was unreachable",
+                retry.len()
+            );
             todo = retry.into_iter().map(|(op, _)| op).collect();
             first_round = false;
         }
