@@ -280,6 +280,7 @@ pub fn apply(argv: &[String]) -> i32 {
     };
     let scope = Scope {
         discover_owned: args.has("prune"),
+        frozen: desired.frozen.iter().copied().collect(),
         ..Scope::default()
     };
     let mut engine = match Engine::new(opts.protocol) {
@@ -326,6 +327,7 @@ pub fn diff(argv: &[String]) -> i32 {
     }
     let scope = Scope {
         discover_owned: args.has("prune"),
+        frozen: desired.frozen.iter().copied().collect(),
         ..Scope::default()
     };
     let mut engine = match Engine::new(opts.protocol) {

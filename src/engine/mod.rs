@@ -13,6 +13,7 @@ pub use report::{Report, TableReport};
 use crate::kernel::{KernelError, Netlink, RouteFilter};
 use crate::plan::{self, Plan, Prune};
 use crate::routing::{Op, Snapshot, Table};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What to look at and what may be removed in one apply.
@@ -28,6 +29,9 @@ pub struct Scope {
     /// Also discover every table carrying our mark anywhere in the kernel
     /// and remove those that are not desired (`--prune`, `cleanup`, resync).
     pub discover_owned: bool,
+    /// Tables never touched, whatever else says: those of objects that are
+    /// invalid right now keep their last good kernel state (fail static).
+    pub frozen: BTreeSet<u32>,
 }
 
 /// Kernel errors worth one more try within the same apply: a gateway that
@@ -101,8 +105,26 @@ impl Engine {
 
     /// Computes what `apply` would do, without changing anything.
     pub fn plan(&mut self, desired: &[Table], scope: &Scope) -> Result<Plan, KernelError> {
-        let snapshot = self.snapshot(desired, scope)?;
-        Ok(plan::plan(desired, &snapshot, self.prune(scope)))
+        let mut snapshot = self.snapshot(desired, scope)?;
+        // The planner treats every desired table and every dumped rule as in
+        // scope; narrow both to what this apply is about.
+        let in_scope: Option<BTreeSet<u32>> = scope
+            .tables
+            .as_ref()
+            .map(|t| t.union(&scope.removed).copied().collect());
+        let keep = |table: u32| {
+            !scope.frozen.contains(&table) && in_scope.as_ref().is_none_or(|s| s.contains(&table))
+        };
+        snapshot.rules.retain(|r| keep(r.table));
+        snapshot.routes.retain(|r| keep(r.table));
+        snapshot.dumped_tables.retain(|&t| keep(t));
+        // Frozen tables are never desired (their object is invalid), so only
+        // a narrowed scope needs a filtered copy.
+        let desired: Cow<'_, [Table]> = match &in_scope {
+            None => Cow::Borrowed(desired),
+            Some(_) => Cow::Owned(desired.iter().filter(|t| keep(t.id)).cloned().collect()),
+        };
+        Ok(plan::plan(&desired, &snapshot, self.prune(scope)))
     }
 
     fn prune(&self, scope: &Scope) -> Prune {
