@@ -5,11 +5,14 @@
 //! desired [`routing::Table`]s -> [`plan`] (diff against a kernel
 //! [`routing::Snapshot`]) -> [`kernel`] batch -> result -> status.
 
+pub mod agent;
 pub mod cli;
 pub mod engine;
 pub mod kernel;
+pub mod kube;
 pub mod model;
 pub mod plan;
 pub mod routing;
 pub mod rt_tables;
 pub mod table_id;
+pub mod time;

@@ -1,4 +1,4 @@
-//! A tiny HTTP/1.0-style responder for `/metrics`, `/healthz`, `/readyz` and
+//! A tiny HTTP/1.1 responder (one request per connection) for `/metrics`, `/healthz`, `/readyz` and
 //! `/status`, driven by the event loop: the listener is nonblocking and
 //! polled, and each connection is served with short bounded timeouts.
 
@@ -7,11 +7,29 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-/// What the loop can answer with.
-pub struct Pages<'a> {
-    pub metrics: &'a str,
-    pub ready: bool,
-    pub status_json: &'a str,
+/// An answer: status line, content type, body.
+pub struct Response {
+    pub status: &'static str,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl Response {
+    pub fn ok(content_type: &'static str, body: String) -> Response {
+        Response {
+            status: "200 OK",
+            content_type,
+            body,
+        }
+    }
+
+    pub fn text(status: &'static str, body: &str) -> Response {
+        Response {
+            status,
+            content_type: "text/plain",
+            body: body.to_string(),
+        }
+    }
 }
 
 /// The metrics and health listener.
@@ -40,19 +58,13 @@ impl HttpServer {
         self.listener.as_raw_fd()
     }
 
-    /// Serves every connection waiting to be accepted. `render` builds the
-    /// pages only when a request actually arrives.
-    pub fn serve_pending(&self, render: &mut dyn FnMut() -> (String, bool, String)) {
+    /// Serves every connection waiting to be accepted; `handler` maps a
+    /// request path to the answer, so pages are built only when asked for.
+    pub fn serve_pending(&self, handler: &mut dyn FnMut(&str) -> Response) {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
-                    let (metrics, ready, status_json) = render();
-                    let pages = Pages {
-                        metrics: &metrics,
-                        ready,
-                        status_json: &status_json,
-                    };
-                    if let Err(e) = serve(stream, &pages) {
+                    if let Err(e) = serve(stream, handler) {
                         log::debug!("metrics connection: {e}");
                     }
                 }
@@ -66,7 +78,7 @@ impl HttpServer {
     }
 }
 
-fn serve(mut stream: TcpStream, pages: &Pages<'_>) -> std::io::Result<()> {
+fn serve(mut stream: TcpStream, handler: &mut dyn FnMut(&str) -> Response) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_millis(500)))?;
     stream.set_write_timeout(Some(Duration::from_millis(500)))?;
@@ -78,7 +90,8 @@ fn serve(mut stream: TcpStream, pages: &Pages<'_>) -> std::io::Result<()> {
             break;
         }
         len += n;
-        if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") || buf[..len].contains(&b'\n') {
+        // Only the request line matters.
+        if buf[..len].contains(&b'\n') {
             break;
         }
     }
@@ -88,19 +101,14 @@ fn serve(mut stream: TcpStream, pages: &Pages<'_>) -> std::io::Result<()> {
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .unwrap_or("/");
-    let (code, ctype, body): (&str, &str, &str) = match path {
-        "/metrics" => ("200 OK", "text/plain; version=0.0.4", pages.metrics),
-        "/healthz" => ("200 OK", "text/plain", "ok\n"),
-        "/readyz" if pages.ready => ("200 OK", "text/plain", "ok\n"),
-        "/readyz" => ("503 Service Unavailable", "text/plain", "not ready\n"),
-        "/status" => ("200 OK", "application/json", pages.status_json),
-        _ => ("404 Not Found", "text/plain", "not found\n"),
-    };
+    let r = handler(path);
     let head = format!(
-        "HTTP/1.1 {code}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
+        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        r.status,
+        r.content_type,
+        r.body.len()
     );
     stream.write_all(head.as_bytes())?;
-    stream.write_all(body.as_bytes())?;
+    stream.write_all(r.body.as_bytes())?;
     stream.flush()
 }

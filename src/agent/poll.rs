@@ -4,20 +4,22 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-/// Waits until one of `fds` is readable or `timeout` passes; returns which
-/// ones are readable (or hung up: a closed watch must be noticed too).
-pub fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+/// Waits until one of `fds` (with the poll events wanted for each) is ready
+/// or `timeout` passes; returns which ones are ready, counting hang-ups and
+/// errors as ready (a closed stream must be noticed too).
+pub fn wait(fds: &[(RawFd, libc::c_short)], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
     let mut pfds: Vec<libc::pollfd> = fds
         .iter()
-        .map(|&fd| libc::pollfd {
+        .map(|&(fd, events)| libc::pollfd {
             fd,
-            events: libc::POLLIN,
+            events,
             revents: 0,
         })
         .collect();
     let ms: libc::c_int = match timeout {
         None => -1,
-        Some(t) => t.as_millis().min(i32::MAX as u128) as libc::c_int,
+        // Round up so a 0.4 ms deadline does not become a busy 0 ms poll.
+        Some(t) => t.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int,
     };
     loop {
         // SAFETY: pfds is a valid, exclusively borrowed array of pollfd of
@@ -31,8 +33,5 @@ pub fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<Vec
             return Err(err);
         }
     }
-    Ok(pfds
-        .iter()
-        .map(|p| p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
-        .collect())
+    Ok(pfds.iter().map(|p| p.revents != 0).collect())
 }

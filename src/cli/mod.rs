@@ -1,6 +1,7 @@
 //! Command-line entry points. Each command parses its own flags, calls the
 //! library, prints, and returns the process exit status.
 
+mod agent;
 mod args;
 mod common;
 mod files;
@@ -13,6 +14,9 @@ routecfg: keeps this host's policy routing equal to Liqo RouteConfigurations
 Usage: routecfg COMMAND [options]
 
 Commands:
+  run               follow the API server and keep routing in sync (daemon)
+  once              reconcile from the API server once, then exit
+  status            ask the running agent what it manages
   apply -f PATH     apply RouteConfigurations from files, then exit
   diff -f PATH      show what apply would change (exit 1 when out of sync)
   cleanup           remove everything carrying routecfg's mark
@@ -33,6 +37,9 @@ pub fn main(argv: &[String]) -> i32 {
         "diff" => files::diff(rest),
         "cleanup" => files::cleanup(rest),
         "table-id" => table_ids(rest),
+        "run" => agent::agent(rest, true),
+        "once" => agent::agent(rest, false),
+        "status" => agent::status(rest),
         "help" | "--help" | "-h" => help(HELP),
         "--version" | "version" => {
             println!("routecfg {}", env!("CARGO_PKG_VERSION"));

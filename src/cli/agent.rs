@@ -1,0 +1,216 @@
+//! `run`, `once` and `status`: the API-server-driven commands.
+
+use super::args::{Args, Kind, Spec};
+use super::common::{KERNEL_FLAGS, KernelOpts, specs};
+use crate::agent::runner::{self, Options};
+use crate::kube::ConnectOptions;
+use crate::model::selector::{Selector, SelectorSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const AGENT_FLAGS: &[Spec] = &[
+    Spec { long: "kubeconfig", short: None, kind: Kind::Value },
+    Spec { long: "context", short: None, kind: Kind::Value },
+    Spec { long: "role", short: None, kind: Kind::Value },
+    Spec { long: "remote-cluster-id", short: None, kind: Kind::Value },
+    Spec { long: "node-name", short: None, kind: Kind::Value },
+    Spec { long: "selector", short: Some('l'), kind: Kind::Value },
+    Spec { long: "host-name", short: None, kind: Kind::Value },
+    Spec { long: "finalizer", short: None, kind: Kind::Switch },
+    Spec { long: "metrics-addr", short: None, kind: Kind::Value },
+    Spec { long: "resync", short: None, kind: Kind::Value },
+    Spec { long: "watch-timeout", short: None, kind: Kind::Value },
+];
+
+pub const RUN_HELP: &str = "\
+Usage: routecfg run [options]      (daemon)
+       routecfg once [options]     (reconcile once, then exit)
+
+Follows RouteConfigurations on the Kubernetes API server and keeps this
+host's policy routing equal to the selected ones; writes this host's
+`Applied` condition into each object's status.
+
+Connection (in-cluster service account when running in a pod):
+      --kubeconfig PATH        kubeconfig file (else in-cluster, KUBECONFIG,
+                               ~/.kube/config)
+      --context NAME           kubeconfig context (default: current-context)
+Which objects (label sets, OR-ed; as upstream):
+      --role gateway           with --remote-cluster-id and --node-name
+      --role fabric            every node's fabric routes
+      --remote-cluster-id ID   remote cluster this gateway serves
+      --node-name NAME         this node (default: $NODE_NAME)
+  -l, --selector SEL           extra label selector (repeatable)
+Behaviour:
+      --host-name NAME         name in status conditions (default: $POD_NAME,
+                               then the hostname)
+      --finalizer              add upstream's finalizer and clean the kernel
+                               before an object goes (optional: see README)
+      --metrics-addr IP:PORT   serve /metrics, /healthz, /readyz, /status
+      --resync SECONDS         full resync period (default 300)
+      --watch-timeout SECONDS  server-side watch timeout (default 300)
+      --protocol N             ownership mark (rtm_protocol), default 114;
+                               give each agent sharing a network namespace
+                               its own value
+      --rt-tables PATH|none    table-name file (default /etc/iproute2/rt_tables)
+
+`once` exits 0 only if every selected object is applied.
+SIGTERM/SIGINT stop `run` at once; routes stay in place.
+";
+
+pub const STATUS_HELP: &str = "\
+Usage: routecfg status [--metrics-addr IP:PORT] [--output json]
+
+Asks the agent running on this host (its --metrics-addr, default
+127.0.0.1:9433) for every managed table: desired vs kernel rule and
+route counts, pending routes and the last error.
+";
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn options(args: &Args) -> Result<Options, String> {
+    let kernel = KernelOpts::from_args(args)?;
+    let node = args
+        .value("node-name")
+        .map(String::from)
+        .or_else(|| env_nonempty("NODE_NAME"));
+    let mut sets: Vec<Selector> = match args.value("role") {
+        None => vec![],
+        Some("fabric") => SelectorSet::fabric().0,
+        Some("gateway") => {
+            let remote = args
+                .value("remote-cluster-id")
+                .ok_or("--role gateway needs --remote-cluster-id")?;
+            let node = node.as_deref().ok_or("--role gateway needs --node-name (or $NODE_NAME)")?;
+            SelectorSet::gateway(remote, node).0
+        }
+        Some(other) => return Err(format!("--role {other:?}: expected gateway or fabric")),
+    };
+    for s in args.values("selector") {
+        sets.push(Selector::parse(s).map_err(|e| format!("--selector {s:?}: {e}"))?);
+    }
+    if sets.is_empty() {
+        return Err("choose objects with --role and/or --selector".into());
+    }
+    let host = args
+        .value("host-name")
+        .map(String::from)
+        .or_else(|| env_nonempty("POD_NAME"))
+        .unwrap_or_else(hostname);
+    Ok(Options {
+        connect: ConnectOptions {
+            kubeconfig: args.value("kubeconfig").map(PathBuf::from),
+            context: args.value("context").map(String::from),
+        },
+        selectors: SelectorSet(sets),
+        host,
+        finalizer: args.has("finalizer"),
+        metrics_addr: args.value("metrics-addr").map(String::from),
+        resync: Duration::from_secs(args.number::<u64>("resync")?.unwrap_or(300).max(1)),
+        protocol: kernel.protocol,
+        rt_tables: kernel.rt_tables,
+        watch_timeout: args.number::<u32>("watch-timeout")?.unwrap_or(300).max(1),
+    })
+}
+
+/// `run` (daemon) or `once`.
+pub fn agent(argv: &[String], daemon: bool) -> i32 {
+    let args = match Args::parse(argv, &specs(AGENT_FLAGS, KERNEL_FLAGS)) {
+        Ok(a) if a.has("help") => return super::help(RUN_HELP),
+        Ok(a) => a,
+        Err(e) => return super::usage(&e, RUN_HELP),
+    };
+    let opts = match options(&args) {
+        Ok(o) => o,
+        Err(e) => return super::usage(&e, RUN_HELP),
+    };
+    if daemon { runner::run(opts) } else { runner::once(opts) }
+}
+
+/// `status`: fetches `/status` from the local agent and prints it.
+pub fn status(argv: &[String]) -> i32 {
+    let flags = [
+        Spec { long: "metrics-addr", short: None, kind: Kind::Value },
+        Spec { long: "output", short: Some('o'), kind: Kind::Value },
+        Spec { long: "help", short: Some('h'), kind: Kind::Switch },
+    ];
+    let args = match Args::parse(argv, &flags) {
+        Ok(a) if a.has("help") => return super::help(STATUS_HELP),
+        Ok(a) => a,
+        Err(e) => return super::usage(&e, STATUS_HELP),
+    };
+    let addr = args.value("metrics-addr").unwrap_or("127.0.0.1:9433");
+    let body = match fetch_status(addr) {
+        Ok(b) => b,
+        Err(e) => return super::fatal(&format!("asking the agent at {addr}: {e}")),
+    };
+    if args.value("output") == Some("json") {
+        println!("{body}");
+        return 0;
+    }
+    let v: serde_json::Value = match serde_json::from_str(&body) {
+        Ok(v) => v,
+        Err(e) => return super::fatal(&format!("agent answered something unexpected: {e}")),
+    };
+    print!("{}", render_status(&v));
+    0
+}
+
+fn fetch_status(addr: &str) -> Result<String, String> {
+    let sock: std::net::SocketAddr = addr.parse().map_err(|_| "expected IP:PORT".to_string())?;
+    let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    s.write_all(b"GET /status HTTP/1.1\r\nHost: routecfg\r\nConnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
+    let (head, body) = raw.split_once("\r\n\r\n").ok_or("malformed HTTP answer")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(head.lines().next().unwrap_or("").to_string());
+    }
+    Ok(body.to_string())
+}
+
+fn render_status(v: &serde_json::Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "host {}  ready {}",
+        v["host"].as_str().unwrap_or("?"),
+        v["ready"].as_bool().unwrap_or(false)
+    );
+    let _ = writeln!(
+        out,
+        "{:<40} {:>10}  {:>13}  {:>13}  {:>7}  object",
+        "table", "id", "rules d/k", "routes d/k", "pending"
+    );
+    for t in v["tables"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{:<40} {:>10}  {:>13}  {:>13}  {:>7}  {}",
+            t["table"].as_str().unwrap_or(""),
+            t["id"],
+            format!("{}/{}", t["desired"]["rules"], t["kernel"]["rules"]),
+            format!("{}/{}", t["desired"]["routes"], t["kernel"]["routes"]),
+            t["pending"].as_array().map_or(0, Vec::len),
+            t["object"].as_str().unwrap_or(""),
+        );
+        for line in t["pending"].as_array().into_iter().flatten().chain(t["errors"].as_array().into_iter().flatten()) {
+            let _ = writeln!(out, "    {}", line.as_str().unwrap_or(""));
+        }
+    }
+    for e in v["invalid"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "invalid: {}", e.as_str().unwrap_or(""));
+    }
+    out
+}
