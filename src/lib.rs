@@ -5,5 +5,6 @@
 //! desired [`routing::Table`]s -> [`plan`] (diff against a kernel
 //! [`routing::Snapshot`]) -> [`kernel`] batch -> result -> status.
 
+pub mod kube;
 pub mod routing;
 pub mod table_id;
