@@ -563,6 +563,10 @@ impl Client {
 }
 
 #[cfg(test)]
+#[path = "client_tests.rs"]
+mod wire_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -14,6 +14,8 @@ pub mod config;
 mod error;
 mod events;
 mod http1;
+#[cfg(test)]
+mod test_server;
 pub mod tls;
 mod token;
 pub mod watch;
