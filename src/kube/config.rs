@@ -501,7 +501,13 @@ pub fn from_kubeconfig_str(
         }
         Auth::TokenFile(path)
     } else if let Some(t) = nonempty(&user.token) {
-        Auth::Token(t.trim().to_string())
+        let t = t.trim();
+        if t.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+            return Err(format!(
+                "{who}: token contains whitespace or control characters"
+            ));
+        }
+        Auth::Token(t.to_string())
     } else {
         Auth::None
     };

@@ -272,6 +272,10 @@ current-context: x
         (base("", "{username: a, password: b}"), "basic auth"),
         (base("", "{exec: {command: aws}}"), "exec"),
         (
+            base("", "{token: \"a\\r\\nX-Evil: 1\"}"),
+            "control characters",
+        ),
+        (
             base("", "{client-key-data: abcd}"),
             "client-key without client-certificate",
         ),

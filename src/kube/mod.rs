@@ -16,7 +16,7 @@ mod events;
 mod http1;
 #[cfg(test)]
 mod test_server;
-pub mod tls;
+mod tls;
 mod token;
 pub mod watch;
 

@@ -34,8 +34,9 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// Parses a certificate chain and a key (PKCS#1, PKCS#8 or SEC1). Does
-    /// not check that they belong together; [`build`] does.
+    /// Parses a certificate chain and a key (PKCS#1, PKCS#8 or SEC1).
+    /// Whether they belong together is checked when the TLS configuration
+    /// is built.
     pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Identity, String> {
         Ok(Identity {
             chain: certs_from_pem(cert_pem, "client certificate")?,
