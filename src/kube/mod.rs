@@ -8,6 +8,7 @@
 //! single-threaded: request calls block for a bounded time, the watch never
 //! blocks (see [`watch`]).
 
+mod backoff;
 mod base64;
 pub mod client;
 pub mod config;
@@ -20,6 +21,7 @@ mod tls;
 mod token;
 pub mod watch;
 
+pub use backoff::Backoff;
 pub use client::{Client, EventType};
 pub use config::{Auth, ConnectOptions, KubeConfig, Server};
 pub use error::KubeError;
