@@ -1,0 +1,40 @@
+//! The Kubernetes side of the agent: connection config, request/response
+//! calls and a pollable watch on `RouteConfiguration` objects
+//! (`networking.liqo.io/v1beta1`, namespaced, status subresource).
+//!
+//! Objects stay `serde_json::Value` here: this layer moves bytes and keeps
+//! the API's contracts (resourceVersion preconditions, 409/410, bookmarks);
+//! typing and validation belong to the model. Everything is synchronous and
+//! single-threaded: request calls block for a bounded time, the watch never
+//! blocks (see [`watch`]).
+
+mod backoff;
+mod base64;
+pub mod client;
+pub mod config;
+mod error;
+mod events;
+mod http1;
+#[cfg(test)]
+mod test_server;
+mod tls;
+mod token;
+pub mod watch;
+
+pub use backoff::Backoff;
+pub use client::{Client, EventType};
+pub use config::{Auth, ConnectOptions, KubeConfig, Server};
+pub use error::KubeError;
+pub use events::{WatchEvent, WatchEventKind};
+pub use watch::{Watch, WatchPoll};
+
+/// API group of RouteConfiguration.
+pub const GROUP: &str = "networking.liqo.io";
+/// API version served and written.
+pub const VERSION: &str = "v1beta1";
+/// `group/version`, as in an object's `apiVersion`.
+pub const API_VERSION: &str = "networking.liqo.io/v1beta1";
+/// Resource name in URLs.
+pub const PLURAL: &str = "routeconfigurations";
+/// Object kind.
+pub const KIND: &str = "RouteConfiguration";
