@@ -7,4 +7,5 @@
 
 pub mod plan;
 pub mod routing;
+pub mod rt_tables;
 pub mod table_id;
