@@ -13,6 +13,5 @@ pub mod kube;
 pub mod model;
 pub mod plan;
 pub mod routing;
-pub mod rt_tables;
 pub mod table_id;
 pub mod time;
