@@ -13,5 +13,6 @@ pub mod kube;
 pub mod model;
 pub mod plan;
 pub mod routing;
+pub mod rt_tables;
 pub mod table_id;
 pub mod time;
