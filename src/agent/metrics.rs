@@ -54,13 +54,35 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
         };
-        counter("routecfg_reconciles_total", "Reconcile passes run.", self.reconciles);
-        counter("routecfg_drift_repairs_total", "Reconciles triggered by kernel changes made by others.", self.drift_repairs);
-        counter("routecfg_watch_restarts_total", "Times the API watch was re-established.", self.watch_restarts);
-        counter("routecfg_kernel_changes_total", "Rules and routes added, replaced or deleted.", self.kernel_changes);
-        let _ = writeln!(out, "# HELP routecfg_errors_total Errors by kind.\n# TYPE routecfg_errors_total counter");
+        counter(
+            "routecfg_reconciles_total",
+            "Reconcile passes run.",
+            self.reconciles,
+        );
+        counter(
+            "routecfg_drift_repairs_total",
+            "Reconciles triggered by kernel changes made by others.",
+            self.drift_repairs,
+        );
+        counter(
+            "routecfg_watch_restarts_total",
+            "Times the API watch was re-established.",
+            self.watch_restarts,
+        );
+        counter(
+            "routecfg_kernel_changes_total",
+            "Rules and routes added, replaced or deleted.",
+            self.kernel_changes,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP routecfg_errors_total Errors by kind.\n# TYPE routecfg_errors_total counter"
+        );
         for kind in ["api", "invalid_object", "kernel", "status"] {
             let v = self.errors.get(kind).copied().unwrap_or(0);
             let _ = writeln!(out, "routecfg_errors_total{{kind=\"{kind}\"}} {v}");
@@ -68,19 +90,42 @@ impl Metrics {
         let mut gauge = |name: &str, help: &str, v: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
-        gauge("routecfg_managed_tables", "Tables desired by selected objects.", self.tables);
-        gauge("routecfg_managed_rules", "Rules desired by selected objects.", self.rules);
-        gauge("routecfg_managed_routes", "Routes desired by selected objects.", self.routes);
-        gauge("routecfg_pending_routes", "Routes waiting for a link or a reachable gateway.", self.pending_routes);
+        gauge(
+            "routecfg_managed_tables",
+            "Tables desired by selected objects.",
+            self.tables,
+        );
+        gauge(
+            "routecfg_managed_rules",
+            "Rules desired by selected objects.",
+            self.rules,
+        );
+        gauge(
+            "routecfg_managed_routes",
+            "Routes desired by selected objects.",
+            self.routes,
+        );
+        gauge(
+            "routecfg_pending_routes",
+            "Routes waiting for a link or a reachable gateway.",
+            self.pending_routes,
+        );
         let h = &self.apply_latency;
         let _ = writeln!(
             out,
             "# HELP routecfg_apply_duration_seconds Time to plan and apply changed tables.\n# TYPE routecfg_apply_duration_seconds histogram"
         );
         for (bound, c) in BUCKETS.iter().zip(h.counts) {
-            let _ = writeln!(out, "routecfg_apply_duration_seconds_bucket{{le=\"{bound}\"}} {c}");
+            let _ = writeln!(
+                out,
+                "routecfg_apply_duration_seconds_bucket{{le=\"{bound}\"}} {c}"
+            );
         }
-        let _ = writeln!(out, "routecfg_apply_duration_seconds_bucket{{le=\"+Inf\"}} {}", h.count);
+        let _ = writeln!(
+            out,
+            "routecfg_apply_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+            h.count
+        );
         let _ = writeln!(out, "routecfg_apply_duration_seconds_sum {}", h.sum);
         let _ = writeln!(out, "routecfg_apply_duration_seconds_count {}", h.count);
         out

@@ -202,7 +202,10 @@ impl Agent {
                                 self.need_list = true;
                             } else {
                                 let wait = self.backoff.failed();
-                                log::warn!("watch error: {msg}; retrying in {} ms", wait.as_millis());
+                                log::warn!(
+                                    "watch error: {msg}; retrying in {} ms",
+                                    wait.as_millis()
+                                );
                                 self.retry_at = Some(Instant::now() + wait);
                             }
                         }
@@ -306,7 +309,10 @@ impl Agent {
         self.metrics.kernel_changes += report.changes as u64;
         if kernel_triggered && report.changes > 0 {
             self.metrics.drift_repairs += 1;
-            log::info!("repaired {} kernel change(s) made by others", report.changes);
+            log::info!(
+                "repaired {} kernel change(s) made by others",
+                report.changes
+            );
         }
         self.record(&report, &scope.removed);
         self.sync_rt_tables(&report);
@@ -330,7 +336,13 @@ impl Agent {
                 continue;
             }
             if t.changes > 0 {
-                log::info!("{}: table {} ({}): {} change(s)", t.owner, t.name, t.id, t.changes);
+                log::info!(
+                    "{}: table {} ({}): {} change(s)",
+                    t.owner,
+                    t.name,
+                    t.id,
+                    t.changes
+                );
             }
             if !t.errors.is_empty() {
                 self.metrics.error("kernel");
@@ -347,7 +359,8 @@ impl Agent {
             self.pending.remove(id);
         }
         let desired = self.state.desired();
-        self.tables.retain(|id, _| desired.tables.iter().any(|t| t.id == *id));
+        self.tables
+            .retain(|id, _| desired.tables.iter().any(|t| t.id == *id));
         self.metrics.tables = desired.tables.len() as u64;
         self.metrics.rules = desired.tables.iter().map(|t| t.rules.len() as u64).sum();
         self.metrics.routes = desired.tables.iter().map(|t| t.routes.len() as u64).sum();
@@ -421,12 +434,20 @@ impl Agent {
     /// Logs a changed outcome and records it as a Kubernetes Event.
     fn announce(&mut self, key: &str, outcome: &Outcome) {
         let (reason, message, kind) = match outcome {
-            None => ("Applied", format!("applied on {}", self.opts.host), EventType::Normal),
+            None => (
+                "Applied",
+                format!("applied on {}", self.opts.host),
+                EventType::Normal,
+            ),
             Some(why) => {
                 if self.state.object_errors().contains_key(key) {
                     self.metrics.error("invalid_object");
                 }
-                ("ApplyFailed", format!("{}: {why}", self.opts.host), EventType::Warning)
+                (
+                    "ApplyFailed",
+                    format!("{}: {why}", self.opts.host),
+                    EventType::Warning,
+                )
             }
         };
         match outcome {
@@ -494,7 +515,11 @@ impl Agent {
             let finalizers: Vec<String> = raw
                 .pointer("/metadata/finalizers")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             let has = finalizers.iter().any(|f| f == FINALIZER);
             let deleting = raw.pointer("/metadata/deletionTimestamp").is_some();
@@ -502,22 +527,32 @@ impl Agent {
                 .pointer("/spec/table/name")
                 .and_then(Value::as_str)
                 .map(crate::table_id::table_id);
-            let wanted: Vec<String> = if deleting && has && !table.is_some_and(|t| failed.contains(&t)) {
-                finalizers.into_iter().filter(|f| f != FINALIZER).collect()
-            } else if !deleting && !has && self.opts.finalizer {
-                finalizers.into_iter().chain([FINALIZER.to_string()]).collect()
-            } else {
-                continue;
-            };
+            let wanted: Vec<String> =
+                if deleting && has && !table.is_some_and(|t| failed.contains(&t)) {
+                    finalizers.into_iter().filter(|f| f != FINALIZER).collect()
+                } else if !deleting && !has && self.opts.finalizer {
+                    finalizers
+                        .into_iter()
+                        .chain([FINALIZER.to_string()])
+                        .collect()
+                } else {
+                    continue;
+                };
             let rv = raw
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
             let (ns, name) = split_key(&key);
-            match self.client.patch_metadata_finalizers(ns, name, &rv, &wanted) {
+            match self
+                .client
+                .patch_metadata_finalizers(ns, name, &rv, &wanted)
+            {
                 Ok(obj) => {
-                    log::info!("{key}: finalizer {}", if deleting { "removed" } else { "added" });
+                    log::info!(
+                        "{key}: finalizer {}",
+                        if deleting { "removed" } else { "added" }
+                    );
                     self.state.refresh_raw(obj);
                 }
                 // A newer version is on its way through the watch; the next
@@ -589,7 +624,12 @@ pub fn run(opts: Options) -> i32 {
             return 2;
         }
     };
-    let http = match opts.metrics_addr.as_deref().map(HttpServer::bind).transpose() {
+    let http = match opts
+        .metrics_addr
+        .as_deref()
+        .map(HttpServer::bind)
+        .transpose()
+    {
         Ok(h) => h,
         Err(e) => {
             eprintln!("routecfg: {e}");
@@ -640,7 +680,10 @@ pub fn run(opts: Options) -> i32 {
         if let Some(w) = &agent.watch {
             deadline = deadline.min(now + w.timeout());
         }
-        let watch_fd = agent.watch.as_ref().map_or((-1, 0), |w| (w.raw_fd(), w.poll_events()));
+        let watch_fd = agent
+            .watch
+            .as_ref()
+            .map_or((-1, 0), |w| (w.raw_fd(), w.poll_events()));
         let http_fd = http.as_ref().map_or(-1, HttpServer::fd);
         let ready = match poll::wait(
             &[

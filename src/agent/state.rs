@@ -91,8 +91,8 @@ impl State {
         if !self.selects(&object) {
             return self.objects.remove(&key).is_some();
         }
-        let typed = serde_json::from_value::<RouteConfiguration>(object.clone())
-            .map_err(|e| e.to_string());
+        let typed =
+            serde_json::from_value::<RouteConfiguration>(object.clone()).map_err(|e| e.to_string());
         self.objects.insert(key, Entry { raw: object, typed });
         true
     }
@@ -237,7 +237,10 @@ mod tests {
         s.upsert(object("a", "ta", "10.9.0.2", fabric()));
         let c = s.rebuild();
         let id = s.table_of("liqo/a").map(|t| t.id);
-        assert_eq!(c.dirty.into_iter().collect::<Vec<_>>(), id.into_iter().collect::<Vec<_>>());
+        assert_eq!(
+            c.dirty.into_iter().collect::<Vec<_>>(),
+            id.into_iter().collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -272,7 +275,10 @@ mod tests {
         let c = s.rebuild();
         assert!(c.is_empty(), "{c:?}");
         let errors = s.object_errors();
-        assert!(errors["liqo/a"].contains("spec.table.rules[0].routes[0].gw"), "{errors:?}");
+        assert!(
+            errors["liqo/a"].contains("spec.table.rules[0].routes[0].gw"),
+            "{errors:?}"
+        );
     }
 
     #[test]

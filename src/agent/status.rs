@@ -98,7 +98,9 @@ mod tests {
 
     #[test]
     fn adds_entry_for_new_host_keeping_others() {
-        let o = obj(json!([{"host": "a", "type": "Applied", "status": "True", "lastTransitionTime": "t0"}]));
+        let o = obj(
+            json!([{"host": "a", "type": "Applied", "status": "True", "lastTransitionTime": "t0"}]),
+        );
         let s = updated_status(&o, "b", false, "t1").unwrap();
         assert_eq!(
             s["conditions"],
@@ -111,13 +113,17 @@ mod tests {
 
     #[test]
     fn unchanged_status_writes_nothing() {
-        let o = obj(json!([{"host": "a", "type": "Applied", "status": "True", "lastTransitionTime": "t0"}]));
+        let o = obj(
+            json!([{"host": "a", "type": "Applied", "status": "True", "lastTransitionTime": "t0"}]),
+        );
         assert_eq!(updated_status(&o, "a", true, "t9"), None);
     }
 
     #[test]
     fn transition_updates_time_only_on_flip() {
-        let o = obj(json!([{"host": "a", "type": "Applied", "status": "True", "lastTransitionTime": "t0", "extra": 1}]));
+        let o = obj(
+            json!([{"host": "a", "type": "Applied", "status": "True", "lastTransitionTime": "t0", "extra": 1}]),
+        );
         let s = updated_status(&o, "a", false, "t1").unwrap();
         assert_eq!(
             s["conditions"],

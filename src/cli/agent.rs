@@ -11,17 +11,61 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const AGENT_FLAGS: &[Spec] = &[
-    Spec { long: "kubeconfig", short: None, kind: Kind::Value },
-    Spec { long: "context", short: None, kind: Kind::Value },
-    Spec { long: "role", short: None, kind: Kind::Value },
-    Spec { long: "remote-cluster-id", short: None, kind: Kind::Value },
-    Spec { long: "node-name", short: None, kind: Kind::Value },
-    Spec { long: "selector", short: Some('l'), kind: Kind::Value },
-    Spec { long: "host-name", short: None, kind: Kind::Value },
-    Spec { long: "finalizer", short: None, kind: Kind::Switch },
-    Spec { long: "metrics-addr", short: None, kind: Kind::Value },
-    Spec { long: "resync", short: None, kind: Kind::Value },
-    Spec { long: "watch-timeout", short: None, kind: Kind::Value },
+    Spec {
+        long: "kubeconfig",
+        short: None,
+        kind: Kind::Value,
+    },
+    Spec {
+        long: "context",
+        short: None,
+        kind: Kind::Value,
+    },
+    Spec {
+        long: "role",
+        short: None,
+        kind: Kind::Value,
+    },
+    Spec {
+        long: "remote-cluster-id",
+        short: None,
+        kind: Kind::Value,
+    },
+    Spec {
+        long: "node-name",
+        short: None,
+        kind: Kind::Value,
+    },
+    Spec {
+        long: "selector",
+        short: Some('l'),
+        kind: Kind::Value,
+    },
+    Spec {
+        long: "host-name",
+        short: None,
+        kind: Kind::Value,
+    },
+    Spec {
+        long: "finalizer",
+        short: None,
+        kind: Kind::Switch,
+    },
+    Spec {
+        long: "metrics-addr",
+        short: None,
+        kind: Kind::Value,
+    },
+    Spec {
+        long: "resync",
+        short: None,
+        kind: Kind::Value,
+    },
+    Spec {
+        long: "watch-timeout",
+        short: None,
+        kind: Kind::Value,
+    },
 ];
 
 pub const RUN_HELP: &str = "\
@@ -90,7 +134,9 @@ fn options(args: &Args) -> Result<Options, String> {
             let remote = args
                 .value("remote-cluster-id")
                 .ok_or("--role gateway needs --remote-cluster-id")?;
-            let node = node.as_deref().ok_or("--role gateway needs --node-name (or $NODE_NAME)")?;
+            let node = node
+                .as_deref()
+                .ok_or("--role gateway needs --node-name (or $NODE_NAME)")?;
             SelectorSet::gateway(remote, node).0
         }
         Some(other) => return Err(format!("--role {other:?}: expected gateway or fabric")),
@@ -133,15 +179,31 @@ pub fn agent(argv: &[String], daemon: bool) -> i32 {
         Ok(o) => o,
         Err(e) => return super::usage(&e, RUN_HELP),
     };
-    if daemon { runner::run(opts) } else { runner::once(opts) }
+    if daemon {
+        runner::run(opts)
+    } else {
+        runner::once(opts)
+    }
 }
 
 /// `status`: fetches `/status` from the local agent and prints it.
 pub fn status(argv: &[String]) -> i32 {
     let flags = [
-        Spec { long: "metrics-addr", short: None, kind: Kind::Value },
-        Spec { long: "output", short: Some('o'), kind: Kind::Value },
-        Spec { long: "help", short: Some('h'), kind: Kind::Switch },
+        Spec {
+            long: "metrics-addr",
+            short: None,
+            kind: Kind::Value,
+        },
+        Spec {
+            long: "output",
+            short: Some('o'),
+            kind: Kind::Value,
+        },
+        Spec {
+            long: "help",
+            short: Some('h'),
+            kind: Kind::Switch,
+        },
     ];
     let args = match Args::parse(argv, &flags) {
         Ok(a) if a.has("help") => return super::help(STATUS_HELP),
@@ -167,8 +229,10 @@ pub fn status(argv: &[String]) -> i32 {
 
 fn fetch_status(addr: &str) -> Result<String, String> {
     let sock: std::net::SocketAddr = addr.parse().map_err(|_| "expected IP:PORT".to_string())?;
-    let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(2)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    let mut s =
+        TcpStream::connect_timeout(&sock, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
     s.write_all(b"GET /status HTTP/1.1\r\nHost: routecfg\r\nConnection: close\r\n\r\n")
         .map_err(|e| e.to_string())?;
     let mut raw = String::new();
@@ -205,7 +269,12 @@ fn render_status(v: &serde_json::Value) -> String {
             t["pending"].as_array().map_or(0, Vec::len),
             t["object"].as_str().unwrap_or(""),
         );
-        for line in t["pending"].as_array().into_iter().flatten().chain(t["errors"].as_array().into_iter().flatten()) {
+        for line in t["pending"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(t["errors"].as_array().into_iter().flatten())
+        {
             let _ = writeln!(out, "    {}", line.as_str().unwrap_or(""));
         }
     }

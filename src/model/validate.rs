@@ -267,6 +267,13 @@ impl Cx {
                 ));
             }
         };
+        // IPv6 routes have no scope in the kernel: it always reports
+        // universe, so anything else would be rewritten on every pass.
+        let scope = if matches!(dst, IpNet::V6(_)) {
+            Scope::Global
+        } else {
+            scope
+        };
         if gateway.is_none() && dev.is_none() {
             return Err(self.err(
                 path,
