@@ -315,6 +315,20 @@ impl Agent {
             );
         }
         self.record(&report, &scope.removed);
+        // Routes we just added may make a pending gateway reachable; our own
+        // changes raise no events, so look again at pending tables.
+        if report.changes > 0 {
+            let waiting: Vec<u32> = self
+                .pending
+                .iter()
+                .copied()
+                .filter(|t| !dirty.contains(t))
+                .collect();
+            if !waiting.is_empty() {
+                self.dirty.extend(waiting);
+                self.schedule();
+            }
+        }
         self.sync_rt_tables(&report);
         self.ready = true;
         self.write_statuses();
@@ -646,6 +660,10 @@ pub fn run(opts: Options) -> i32 {
         opts.selectors,
         opts.selectors.common_terms().to_string()
     );
+    let mut engine = engine;
+    // Our own changes come back as events too; the engine already knows
+    // their outcome, so only other writers' changes should wake us.
+    monitor.ignore_port(Some(engine.netlink().port_id()));
     let mut agent = Agent::new(opts, client, engine);
     loop {
         let now = Instant::now();
