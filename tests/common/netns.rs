@@ -29,7 +29,9 @@ static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
 static NETNS_LOCK: Mutex<()> = Mutex::new(());
 
 fn netns_lock() -> std::sync::MutexGuard<'static, ()> {
-    NETNS_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    NETNS_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Fails the calling test loudly unless it can create network namespaces:
@@ -130,21 +132,17 @@ impl Netns {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// [`Netns::ip`] with the arguments written as one line, split on
+    /// whitespace: reads like the `ip` command it runs.
+    pub fn ip_line(&self, line: &str) -> String {
+        self.ip(&line.split_whitespace().collect::<Vec<_>>())
+    }
+
     /// Runs `ip -j -N args...` (JSON, numeric ids) and returns the array.
     pub fn ip_json(&self, args: &[&str]) -> Vec<Value> {
         let mut full = vec!["-j", "-N"];
         full.extend_from_slice(args);
-        let text = self.ip(&full);
-        if text.trim().is_empty() {
-            return Vec::new();
-        }
-        match serde_json::from_str::<Value>(&text) {
-            Ok(Value::Array(items)) => items,
-            other => panic!(
-                "`ip {}` printed no JSON array ({other:?}):\n{text}",
-                full.join(" ")
-            ),
-        }
+        json_array(&full, self.ip(&full).as_bytes())
     }
 
     /// Runs `f` on a thread that has entered this namespace, so sockets it
@@ -187,7 +185,9 @@ impl Netns {
     /// raw socket keeps the tests free of a `ping` binary.
     pub fn ping(&self, dst: Ipv4Addr, attempts: u16) -> bool {
         let ident = (std::process::id() as u16) ^ (NEXT_ID.fetch_add(1, Ordering::SeqCst) as u16);
-        self.in_netns(|| (0..attempts).any(|seq| icmp_echo(dst, ident, seq, Duration::from_secs(1))))
+        self.in_netns(|| {
+            (0..attempts).any(|seq| icmp_echo(dst, ident, seq, Duration::from_secs(1)))
+        })
     }
 
     /// Every policy rule of both families.
@@ -201,12 +201,34 @@ impl Netns {
         rules
     }
 
-    /// Every route of both families in table `table`.
+    /// Every route of both families in table `table` (none if the kernel
+    /// has no such table).
     pub fn routes(&self, table: u32) -> Vec<KRoute> {
         let id = table.to_string();
         let mut routes = Vec::new();
         for family in [Family::V4, Family::V6] {
-            for item in self.ip_json(&[family_flag(family), "route", "show", "table", &id]) {
+            let args = [
+                "-j",
+                "-N",
+                family_flag(family),
+                "route",
+                "show",
+                "table",
+                &id,
+            ];
+            let out = self.try_ip(&args);
+            if !out.status.success() {
+                let missing =
+                    String::from_utf8_lossy(&out.stderr).contains("FIB table does not exist");
+                assert!(
+                    missing,
+                    "`ip {}` failed:\n{}",
+                    args.join(" "),
+                    describe(&out)
+                );
+                continue;
+            }
+            for item in json_array(&args, &out.stdout) {
                 routes.push(KRoute::from_json(family, Some(table), &item));
             }
         }
@@ -225,6 +247,36 @@ impl Netns {
         rules.sort();
         routes.sort();
         KernelState { rules, routes }
+    }
+
+    /// Waits until IPv6 address configuration of every link is finished
+    /// (no tentative address, each address's `local` route installed):
+    /// the kernel does that asynchronously, and a snapshot taken midway
+    /// would differ from a later one without anybody changing anything.
+    pub fn settle_ipv6(&self) {
+        wait_until(
+            &format!("IPv6 addresses of {} to settle", self.name),
+            || {
+                let mut addrs = Vec::new();
+                for link in self.ip_json(&["-6", "addr", "show"]) {
+                    for info in link["addr_info"].as_array().into_iter().flatten() {
+                        if info["tentative"].as_bool() == Some(true) {
+                            return false;
+                        }
+                        if let Some(local) = info["local"].as_str() {
+                            addrs.push(parse_addr(local, info));
+                        }
+                    }
+                }
+                let locals: Vec<IpAddr> = self
+                    .routes(255)
+                    .iter()
+                    .filter(|r| r.family == Family::V6 && r.kind == "2")
+                    .map(|r| r.dst.addr())
+                    .collect();
+                addrs.iter().all(|a| locals.contains(a))
+            },
+        );
     }
 
     /// Starts `ip monitor route` in the namespace.
@@ -247,11 +299,7 @@ impl Netns {
                 }
             }
         });
-        Monitor {
-            child,
-            lines,
-            next_marker: 1,
-        }
+        Monitor { child, lines }
     }
 }
 
@@ -273,6 +321,16 @@ impl Drop for Netns {
     }
 }
 
+/// Polls `done` until it holds, for at most 10 s (a bound on waiting for
+/// the kernel, not a timing assertion).
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn family_flag(family: Family) -> &'static str {
     match family {
         Family::V4 => "-4",
@@ -284,7 +342,16 @@ fn family_flag(family: Family) -> &'static str {
 /// pair is created from inside `a`, never in the host namespace.
 pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
     a.ip(&[
-        "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b.name(),
+        "link",
+        "add",
+        a_if,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_if,
+        "netns",
+        b.name(),
     ]);
     a.ip(&["link", "set", a_if, "up"]);
     b.ip(&["link", "set", b_if, "up"]);
@@ -353,14 +420,7 @@ fn icmp_echo(dst: Ipv4Addr, ident: u16, seq: u16, wait: Duration) -> bool {
             continue;
         }
         // SAFETY: buf is writable for its whole length.
-        let n = unsafe {
-            libc::recv(
-                socket.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                0,
-            )
-        };
+        let n = unsafe { libc::recv(socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
         if n <= 0 {
             continue;
         }
@@ -392,7 +452,9 @@ fn classify_reply(datagram: &[u8], dst: Ipv4Addr, ident: u16, seq: u16) -> Reply
         return Reply::Other;
     }
     let ours = |header: &[u8]| {
-        header.len() >= 8 && header[4..6] == ident.to_be_bytes() && header[6..8] == seq.to_be_bytes()
+        header.len() >= 8
+            && header[4..6] == ident.to_be_bytes()
+            && header[6..8] == seq.to_be_bytes()
     };
     match icmp[0] {
         0 if datagram.get(12..16) == Some(&dst.octets()[..]) && ours(icmp) => Reply::Echo,
@@ -547,6 +609,21 @@ impl KernelState {
     }
 }
 
+/// Parses what `ip -j` printed: a JSON array, or nothing for "no entries".
+fn json_array(args: &[&str], stdout: &[u8]) -> Vec<Value> {
+    let text = String::from_utf8_lossy(stdout);
+    if text.trim().is_empty() {
+        return Vec::new();
+    }
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Array(items)) => items,
+        other => panic!(
+            "`ip {}` printed no JSON array ({other:?}):\n{text}",
+            args.join(" ")
+        ),
+    }
+}
+
 fn json_str(item: &Value, key: &str) -> Option<String> {
     item.get(key).and_then(Value::as_str).map(str::to_string)
 }
@@ -582,7 +659,8 @@ fn parse_net(text: &str, len: Option<u8>, item: &Value) -> IpNet {
     }
     let addr = parse_addr(text, item);
     let full = if addr.is_ipv4() { 32 } else { 128 };
-    IpNet::new(addr, len.unwrap_or(full)).unwrap_or_else(|e| panic!("bad prefix {text} in {item}: {e}"))
+    IpNet::new(addr, len.unwrap_or(full))
+        .unwrap_or_else(|e| panic!("bad prefix {text} in {item}: {e}"))
 }
 
 fn parse_addr(text: &str, item: &Value) -> IpAddr {
@@ -599,32 +677,51 @@ fn parse_hex(text: &str, item: &Value) -> u32 {
 pub struct Monitor {
     child: Child,
     lines: Receiver<String>,
-    next_marker: u8,
 }
 
+/// Numbers the markers of [`Monitor::sync`], unique across monitors.
+static NEXT_MARKER: AtomicUsize = AtomicUsize::new(1);
+
 impl Monitor {
-    /// Adds a marker route (blackhole 192.0.2.N/32 in table 4242) and
+    /// Adds a marker route (a blackhole in 198.18.0.0/16, table 4242) and
     /// returns every event line seen before the marker's own. Once this
     /// returns, every change made earlier has been reported, so a test can
     /// bracket an operation with two syncs and see all events in between.
+    /// `ip monitor` subscribes some time after it starts, so until a marker
+    /// shows up a new one is added every quarter second.
     pub fn sync(&mut self, ns: &Netns) -> Vec<String> {
-        let marker = format!("192.0.2.{}", self.next_marker);
-        self.next_marker = self.next_marker.wrapping_add(1).max(1);
-        ns.ip(&["route", "add", "blackhole", &format!("{marker}/32"), "table", "4242"]);
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut markers = Vec::new();
         let mut seen = Vec::new();
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.split_whitespace().any(|word| word == marker) => return seen,
-                Ok(line) => seen.push(line),
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("`ip monitor route` never reported marker {marker}; saw {seen:#?}")
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("`ip monitor route` exited before marker {marker}; saw {seen:#?}")
+            let n = NEXT_MARKER.fetch_add(1, Ordering::SeqCst);
+            let marker = format!("198.18.{}.{}", (n >> 8) & 0xff, n & 0xff);
+            ns.ip_line(&format!("route add blackhole {marker}/32 table 4242"));
+            markers.push(marker);
+            let retry = Instant::now() + Duration::from_millis(250);
+            loop {
+                let left = retry
+                    .min(deadline)
+                    .saturating_duration_since(Instant::now());
+                match self.lines.recv_timeout(left) {
+                    Ok(line)
+                        if line
+                            .split_whitespace()
+                            .any(|w| markers.iter().any(|m| m == w)) =>
+                    {
+                        return seen;
+                    }
+                    Ok(line) => seen.push(line),
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        panic!("`ip monitor route` exited before a marker; saw {seen:#?}")
+                    }
                 }
             }
+            assert!(
+                Instant::now() < deadline,
+                "`ip monitor route` never reported markers {markers:?}; saw {seen:#?}"
+            );
         }
     }
 }
@@ -710,17 +807,16 @@ impl RomeTopology {
             worker: Netns::new("worker"),
             control_plane: Netns::new("cp"),
         };
-        let (gw, milan, worker, cp) = (
-            &topo.gateway,
-            &topo.milan,
-            &topo.worker,
-            &topo.control_plane,
-        );
+        let (gw, milan) = (&topo.gateway, &topo.milan);
+        let (worker, cp) = (&topo.worker, &topo.control_plane);
         for ns in [gw, milan, worker, cp] {
             // Forwarded traffic comes back on other links than the one the
             // reverse lookup (which ignores iif rules) would pick.
             ns.sysctl("net/ipv4/conf/all/rp_filter", "0");
             ns.sysctl("net/ipv4/conf/default/rp_filter", "0");
+            // Links come up usable at once instead of after DAD.
+            ns.sysctl("net/ipv6/conf/all/accept_dad", "0");
+            ns.sysctl("net/ipv6/conf/default/accept_dad", "0");
         }
         gw.sysctl("net/ipv4/ip_forward", "1");
 
@@ -733,37 +829,130 @@ impl RomeTopology {
 
         // Gateway: a connected /30 on the tunnel (how the tunnel works),
         // host-only addresses towards the nodes.
-        gw.ip(&["addr", "add", &format!("{GATEWAY_TUNNEL_IP}/30"), "dev", TUNNEL]);
-        gw.ip(&["-6", "addr", "add", &format!("{GATEWAY_TUNNEL_IP6}/64"), "dev", TUNNEL, "nodad"]);
-        for (ip, link) in [
-            (GATEWAY_WORKER_SIDE_IP, WORKER_LINK),
-            (GATEWAY_CONTROL_PLANE_SIDE_IP, CONTROL_PLANE_LINK),
-        ] {
-            gw.ip(&["addr", "add", &format!("{ip}/32"), "dev", link, "noprefixroute"]);
-        }
+        gw.ip_line(&format!("addr add {GATEWAY_TUNNEL_IP}/30 dev {TUNNEL}"));
+        gw.ip_line(&format!(
+            "-6 addr add {GATEWAY_TUNNEL_IP6}/64 dev {TUNNEL} nodad"
+        ));
+        gw.ip_line(&format!(
+            "addr add {GATEWAY_WORKER_SIDE_IP}/32 dev {WORKER_LINK} noprefixroute"
+        ));
+        gw.ip_line(&format!(
+            "addr add {GATEWAY_CONTROL_PLANE_SIDE_IP}/32 dev {CONTROL_PLANE_LINK} noprefixroute"
+        ));
 
         // Milan: its tunnel end, one "remote pod", and routes back to Rome.
-        milan.ip(&["addr", "add", &format!("{MILAN_TUNNEL_IP}/30"), "dev", TUNNEL]);
-        milan.ip(&["-6", "addr", "add", &format!("{MILAN_TUNNEL_IP6}/64"), "dev", TUNNEL, "nodad"]);
-        milan.ip(&["addr", "add", &format!("{MILAN_POD}/32"), "dev", "lo"]);
-        let gw_hop = GATEWAY_TUNNEL_IP.to_string();
-        for net in ["10.200.0.0/16", "10.60.0.0/16", "10.70.0.0/16", "10.80.0.0/24"] {
-            milan.ip(&["route", "add", net, "via", &gw_hop]);
+        milan.ip_line(&format!("addr add {MILAN_TUNNEL_IP}/30 dev {TUNNEL}"));
+        milan.ip_line(&format!(
+            "-6 addr add {MILAN_TUNNEL_IP6}/64 dev {TUNNEL} nodad"
+        ));
+        milan.ip_line(&format!("addr add {MILAN_POD}/32 dev lo"));
+        for net in [
+            "10.200.0.0/16",
+            "10.60.0.0/16",
+            "10.70.0.0/16",
+            "10.80.0.0/24",
+        ] {
+            milan.ip_line(&format!("route add {net} via {GATEWAY_TUNNEL_IP}"));
         }
 
         // Nodes: Geneve end, pods and services on loopback, default route
         // back through the gateway.
-        for (node, node_ip, gw_side, pods) in [
-            (worker, WORKER_GENEVE_IP, GATEWAY_WORKER_SIDE_IP, &WORKER_PODS[..]),
-            (cp, CONTROL_PLANE_GENEVE_IP, GATEWAY_CONTROL_PLANE_SIDE_IP, &CONTROL_PLANE_PODS[..]),
-        ] {
-            node.ip(&["addr", "add", &format!("{node_ip}/24"), "dev", NODE_LINK]);
-            for ip in pods.iter().chain(&[KUBERNETES_SERVICE_IP, LIQO_PROXY_SERVICE_IP]) {
-                node.ip(&["addr", "add", &format!("{ip}/32"), "dev", "lo"]);
+        let nodes = [
+            (
+                worker,
+                WORKER_GENEVE_IP,
+                GATEWAY_WORKER_SIDE_IP,
+                &WORKER_PODS[..],
+            ),
+            (
+                cp,
+                CONTROL_PLANE_GENEVE_IP,
+                GATEWAY_CONTROL_PLANE_SIDE_IP,
+                &CONTROL_PLANE_PODS[..],
+            ),
+        ];
+        for (node, node_ip, gw_side, pods) in nodes {
+            node.ip_line(&format!("addr add {node_ip}/24 dev {NODE_LINK}"));
+            for ip in pods
+                .iter()
+                .chain(&[KUBERNETES_SERVICE_IP, LIQO_PROXY_SERVICE_IP])
+            {
+                node.ip_line(&format!("addr add {ip}/32 dev lo"));
             }
-            node.ip(&["route", "add", "default", "via", &gw_side.to_string()]);
+            node.ip_line(&format!("route add default via {gw_side}"));
+        }
+        for ns in [gw, milan, worker, cp] {
+            ns.settle_ipv6();
         }
         topo
+    }
+
+    /// Installs the seed's gateway tables with plain `ip` commands stamped
+    /// `proto <protocol>`, in an order where every gateway is resolvable
+    /// when its route is added: the gw-node tables first (they make
+    /// 10.80.0.x reachable), then the rest. Validates the bed and the
+    /// tests' own expectations without routecfg.
+    pub fn install_seed_by_hand(&self, protocol: &str) {
+        use rome::*;
+        let id = |name: &str| routecfg::table_id::table_id(name);
+        let rule = |table: u32, selector: &str| {
+            let line = format!("rule add {selector} table {table} proto {protocol}");
+            self.gateway.ip_line(&line);
+        };
+        let route = |table: u32, route: &str| {
+            let line = format!("route replace {route} table {table} proto {protocol}");
+            self.gateway.ip_line(&line);
+        };
+
+        let gw_node = [
+            (
+                "rome-worker",
+                WORKER_LINK,
+                WORKER_GENEVE_IP,
+                &WORKER_PODS[..],
+            ),
+            (
+                "rome-control-plane",
+                CONTROL_PLANE_LINK,
+                CONTROL_PLANE_GENEVE_IP,
+                &CONTROL_PLANE_PODS[..],
+            ),
+        ];
+        for (name, link, node_ip, pods) in gw_node {
+            let table = id(name);
+            rule(table, &format!("to {node_ip}/32"));
+            route(table, &format!("{node_ip}/32 dev {link} scope link"));
+            rule(table, &format!("iif {TUNNEL}"));
+            for pod in pods {
+                route(table, &format!("{pod}/32 via {node_ip}"));
+            }
+        }
+        let per_node = [
+            ("rome-worker", "2", WORKER_LINK, WORKER_GENEVE_IP),
+            (
+                "rome-control-plane",
+                "1",
+                CONTROL_PLANE_LINK,
+                CONTROL_PLANE_GENEVE_IP,
+            ),
+        ];
+        for (node, mark, link, node_ip) in per_node {
+            let extcidr = id(&format!("{node}-extcidr"));
+            rule(extcidr, &format!("iif {TUNNEL}"));
+            for svc in [KUBERNETES_SERVICE_IP, LIQO_PROXY_SERVICE_IP] {
+                route(extcidr, &format!("{svc}/32 via {node_ip} dev {link}"));
+            }
+            let nodeport = id(&format!("{node}-service-nodeport-routing"));
+            rule(nodeport, &format!("to 10.70.0.0/32 fwmark {mark}"));
+            route(nodeport, &format!("10.70.0.0/32 via {node_ip} dev {link}"));
+        }
+        let milan = id("milan");
+        for link in [CONTROL_PLANE_LINK, WORKER_LINK] {
+            for net in ["10.200.0.0/16", "10.70.0.0/16"] {
+                rule(milan, &format!("to {net} iif {link}"));
+                route(milan, &format!("{net} via {MILAN_TUNNEL_IP}"));
+            }
+        }
     }
 
     /// The gateway's answer to "where would a packet from Milan to `dst`
@@ -783,8 +972,7 @@ impl RomeTopology {
         if !out.status.success() {
             return None;
         }
-        let items: Vec<Value> = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("`ip route get` printed no JSON ({e}):\n{}", describe(&out)));
+        let items = json_array(&["route", "get"], &out.stdout);
         let item = items.first()?;
         if json_str(item, "type").is_some_and(|t| t != "unicast") {
             return None;
