@@ -162,7 +162,10 @@ impl Bed {
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
             .map(|l| {
-                let mut words = l.split_whitespace();
+                // A trailing comment is allowed (iproute2 ignores it);
+                // routecfg marks its own lines that way.
+                let data = l.split('#').next().unwrap_or("");
+                let mut words = data.split_whitespace();
                 let id = words.next().and_then(|w| w.parse::<u32>().ok());
                 match (id, words.next(), words.next()) {
                     (Some(id), Some(name), None) => (id, name.to_string()),
