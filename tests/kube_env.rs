@@ -57,14 +57,9 @@ fn upstream_crd_and_rome_gateway_fixtures_round_trip() {
     env.kubectl_ok(&["create", "namespace", "liqo-tenant-milan"]);
     env.kubectl_ok(&["apply", "-f", &gateway.display().to_string()]);
 
-    let listed: Value = serde_json::from_str(&env.kubectl_ok(&[
-        "get",
-        "routeconfigurations",
-        "-A",
-        "-o",
-        "json",
-    ]))
-    .expect("kubectl -o json output is JSON");
+    let listed: Value =
+        serde_json::from_str(&env.kubectl_ok(&["get", "routeconfigurations", "-A", "-o", "json"]))
+            .expect("kubectl -o json output is JSON");
     let items = listed["items"].as_array().expect("list has items");
     assert_eq!(items.len(), 7, "RouteConfigurations listed: {listed}");
     let mut got = BTreeMap::new();
@@ -116,7 +111,10 @@ fn attached_node_reaches_the_api_with_verified_tls_and_after_a_restart() {
     let node = NodeNs::create();
 
     // Isolation: the node namespace has no path to the API until attached.
-    let before = env.kubectl_in(&node.0, &["--request-timeout=5s", "get", "--raw", "/readyz"]);
+    let before = env.kubectl_in(
+        &node.0,
+        &["--request-timeout=5s", "get", "--raw", "/readyz"],
+    );
     assert!(
         !before.status.success(),
         "API reachable from {} before attach",
@@ -144,7 +142,10 @@ fn attached_node_reaches_the_api_with_verified_tls_and_after_a_restart() {
     let denied = Command::new("ip")
         .args(["netns", "exec", &node.0, "/usr/bin/kubectl"])
         .arg(format!("--kubeconfig={}", sa_config.display()))
-        .arg(format!("--cache-dir={}", env.dir().join("agent-cache").display()))
+        .arg(format!(
+            "--cache-dir={}",
+            env.dir().join("agent-cache").display()
+        ))
         .args(["get", "namespaces"])
         .output()
         .expect("running kubectl as the agent");
@@ -161,10 +162,16 @@ fn attached_node_reaches_the_api_with_verified_tls_and_after_a_restart() {
 
     // Outage and recovery: same certificates, same etcd data.
     env.stop_apiserver();
-    let down = env.kubectl_in(&node.0, &["--request-timeout=5s", "get", "--raw", "/readyz"]);
+    let down = env.kubectl_in(
+        &node.0,
+        &["--request-timeout=5s", "get", "--raw", "/readyz"],
+    );
     assert!(!down.status.success(), "API answered while stopped");
     env.restart_apiserver();
-    let sa = env.kubectl_in(&node.0, &["get", "serviceaccount", "agent", "-n", "default"]);
+    let sa = env.kubectl_in(
+        &node.0,
+        &["get", "serviceaccount", "agent", "-n", "default"],
+    );
     assert!(
         sa.status.success(),
         "after restart: {}",

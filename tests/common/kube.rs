@@ -175,14 +175,31 @@ impl KubeEnv {
         run_ok(
             "ip",
             &[
-                "-n", &self.netns, "link", "add", &api_side, "type", "veth", "peer", "name",
-                &node_side, "netns", node_netns,
+                "-n",
+                &self.netns,
+                "link",
+                "add",
+                &api_side,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &node_side,
+                "netns",
+                node_netns,
             ],
         );
         run_ok(
             "ip",
             &[
-                "-n", &self.netns, "link", "set", &api_side, "master", BRIDGE, "up",
+                "-n",
+                &self.netns,
+                "link",
+                "set",
+                &api_side,
+                "master",
+                BRIDGE,
+                "up",
             ],
         );
         let cidr = format!("{node_ip}/24");
@@ -241,7 +258,10 @@ impl KubeEnv {
     pub fn create_service_account_token(&self, ns: &str, sa: &str) -> String {
         let token = self.kubectl_ok(&["create", "token", sa, "-n", ns]);
         let token = token.trim();
-        assert!(!token.is_empty(), "kubectl create token {sa} -n {ns}: empty token");
+        assert!(
+            !token.is_empty(),
+            "kubectl create token {sa} -n {ns}: empty token"
+        );
         token.to_string()
     }
 
@@ -437,7 +457,10 @@ impl KubeEnv {
             .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
             // Discovery caches are keyed by host:port, which other envs
             // reuse: keep ours private.
-            .arg(format!("--cache-dir={}", self.dir.join("kubectl-cache").display()))
+            .arg(format!(
+                "--cache-dir={}",
+                self.dir.join("kubectl-cache").display()
+            ))
             .args(args);
         cmd
     }
