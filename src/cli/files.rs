@@ -89,13 +89,13 @@ fn desired_from_args(args: &Args, protocol: u8) -> Result<(Desired, Vec<String>)
         .iter()
         .map(|s| Selector::parse(s).map_err(|e| format!("--selector {s:?}: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
-    let (mut objects, load_errors) = load::load_paths(&paths);
+    let (mut objects, load_errors) = load::load_paths_validated(&paths, protocol);
     if !selectors.is_empty() {
         let set = SelectorSet(selectors);
-        objects.retain(|o| set.matches(&o.metadata.labels));
+        objects.retain(|o| set.matches(&o.object.metadata.labels));
     }
     let errors: Vec<String> = load_errors.iter().map(|e| e.to_string()).collect();
-    Ok((desired::build(&objects, protocol), errors))
+    Ok((desired::build_loaded(objects, protocol), errors))
 }
 
 #[derive(Serialize)]

@@ -5,7 +5,8 @@
 //! reported in `failures` and every other object still yields its table.
 
 use super::api::RouteConfiguration;
-use super::validate::{ObjectError, check_table_name, validate};
+use super::load::Loaded;
+use super::validate::{ObjectError, Validated, check_table_name, validate};
 use crate::routing::Table;
 use crate::table_id::table_id;
 use std::collections::{BTreeSet, HashMap};
@@ -38,34 +39,54 @@ pub struct Desired {
 ///   RFC 3339 `...Z` text; objects without one count as newest) keeps it,
 ///   ties broken by `namespace/name`; the other fails naming the owner.
 pub fn build(objects: &[RouteConfiguration], protocol: u8) -> Desired {
+    build_from(objects.iter().map(|o| (o, None)).collect(), protocol)
+}
+
+/// [`build`] for objects from [`super::load::load_paths_validated`]: the
+/// validation results the loader computed are used as they are (they are
+/// what [`validate`] returns for the objects as they were read).
+pub fn build_loaded(mut objects: Vec<Loaded>, protocol: u8) -> Desired {
+    let items = objects
+        .iter_mut()
+        .map(|l| (&l.object, l.validated.take()))
+        .collect();
+    build_from(items, protocol)
+}
+
+type Item<'a> = (
+    &'a RouteConfiguration,
+    Option<Result<Validated, ObjectError>>,
+);
+
+fn build_from(objects: Vec<Item<'_>>, protocol: u8) -> Desired {
     let mut desired = Desired::default();
 
     let mut index: HashMap<String, usize> = HashMap::new();
-    let mut unique: Vec<&RouteConfiguration> = Vec::with_capacity(objects.len());
-    for obj in objects {
-        let key = obj.key();
+    let mut unique: Vec<Item<'_>> = Vec::with_capacity(objects.len());
+    for item in objects {
+        let key = item.0.key();
         match index.get(&key) {
             Some(&i) => {
                 desired.warnings.push(format!(
                     "{key}: appears more than once in the input; the last definition wins"
                 ));
-                unique[i] = obj;
+                unique[i] = item;
             }
             None => {
                 index.insert(key, unique.len());
-                unique.push(obj);
+                unique.push(item);
             }
         }
     }
 
     let mut valid = Vec::new();
     let mut broken_tables = Vec::new();
-    for obj in unique {
+    for (obj, validated) in unique {
         if obj.metadata.deletion_timestamp.is_some() {
             log::debug!("{}: being deleted; it wants no table", obj.key());
             continue;
         }
-        match validate(obj, protocol) {
+        match validated.unwrap_or_else(|| validate(obj, protocol)) {
             Ok(v) => {
                 desired.warnings.extend(v.warnings);
                 valid.push((obj, v.table));

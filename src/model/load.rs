@@ -3,9 +3,13 @@
 //! or a `List` as `kubectl get -o yaml|json` prints. One bad document is
 //! reported and the others still load.
 
+mod fast;
 mod locate;
 
+use fast::Mode;
+
 use super::api::{API_GROUP, API_VERSION, KIND, RouteConfiguration};
+use super::validate::{ObjectError, Validated};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -51,14 +55,51 @@ impl std::error::Error for LoadError {}
 /// errors and logs. JSON is recognized by a leading `{` or `[` (several
 /// concatenated JSON values are accepted), anything else is YAML.
 pub fn parse_documents(text: &str, origin: &str) -> (Vec<RouteConfiguration>, Vec<LoadError>) {
+    let (loaded, errors) = parse_with(text, origin, Mode::Keep);
+    (loaded.into_iter().map(|l| l.object).collect(), errors)
+}
+
+/// An object as loaded, with its validation result when the loader
+/// already validated it (see [`load_paths_validated`]).
+#[derive(Debug)]
+pub struct Loaded {
+    /// The object; when `validated` is set its rules have no routes (they
+    /// were validated as they were read, then dropped).
+    pub object: RouteConfiguration,
+    pub validated: Option<Result<Validated, ObjectError>>,
+}
+
+fn parse_with(text: &str, origin: &str, mode: Mode) -> (Vec<Loaded>, Vec<LoadError>) {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if is_json(text) {
+        if let Some(loaded) = fast::parse_json(text, mode) {
+            return (loaded, Vec::new());
+        }
+    }
+    let (objects, errors) = parse_general(text, origin);
+    let loaded = objects
+        .into_iter()
+        .map(|object| Loaded {
+            object,
+            validated: None,
+        })
+        .collect();
+    (loaded, errors)
+}
+
+fn is_json(text: &str) -> bool {
+    matches!(text.trim_start().chars().next(), Some('{' | '['))
+}
+
+/// Any input, through `serde_json::Value`: slower, but it can explain
+/// every problem and skip what is not a RouteConfiguration.
+fn parse_general(text: &str, origin: &str) -> (Vec<RouteConfiguration>, Vec<LoadError>) {
     let mut sink = Sink {
         origin,
         objects: Vec::new(),
         errors: Vec::new(),
     };
-    let first = text.trim_start().chars().next();
-    if matches!(first, Some('{' | '[')) {
+    if is_json(text) {
         sink.json(text);
     } else {
         sink.yaml(text);
@@ -71,13 +112,30 @@ pub fn parse_documents(text: &str, origin: &str) -> (Vec<RouteConfiguration>, Ve
 /// mounted ConfigMap); `-` reads stdin. A file named explicitly is read
 /// whatever its extension.
 pub fn load_paths(paths: &[PathBuf]) -> (Vec<RouteConfiguration>, Vec<LoadError>) {
+    let (loaded, errors) = load_with(paths, Mode::Keep);
+    (loaded.into_iter().map(|l| l.object).collect(), errors)
+}
+
+/// [`load_paths`] for a caller that validates everything with `protocol`
+/// next: JSON input is validated while it is read, so the routes of a
+/// large object never all exist at once in API form. Objects from the
+/// general path (YAML, or JSON it has to explain) come unvalidated.
+pub fn load_paths_validated(paths: &[PathBuf], protocol: u8) -> (Vec<Loaded>, Vec<LoadError>) {
+    load_with(paths, Mode::Validate(protocol))
+}
+
+fn load_with(paths: &[PathBuf], mode: Mode) -> (Vec<Loaded>, Vec<LoadError>) {
     let mut objects = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
             let mut text = String::new();
             match std::io::stdin().read_to_string(&mut text) {
-                Ok(_) => absorb(parse_documents(&text, "<stdin>"), &mut objects, &mut errors),
+                Ok(_) => absorb(
+                    parse_with(&text, "<stdin>", mode),
+                    &mut objects,
+                    &mut errors,
+                ),
                 Err(e) => errors.push(origin_error("<stdin>", format!("cannot read: {e}"))),
             }
             continue;
@@ -92,18 +150,18 @@ pub fn load_paths(paths: &[PathBuf]) -> (Vec<RouteConfiguration>, Vec<LoadError>
                 let mut seen = HashSet::new();
                 walk(path, &mut files, &mut seen, &mut errors);
                 for f in files {
-                    absorb(load_file(&f), &mut objects, &mut errors);
+                    absorb(load_file(&f, mode), &mut objects, &mut errors);
                 }
             }
-            Ok(_) => absorb(load_file(path), &mut objects, &mut errors),
+            Ok(_) => absorb(load_file(path, mode), &mut objects, &mut errors),
         }
     }
     (objects, errors)
 }
 
 fn absorb(
-    (objs, errs): (Vec<RouteConfiguration>, Vec<LoadError>),
-    objects: &mut Vec<RouteConfiguration>,
+    (objs, errs): (Vec<Loaded>, Vec<LoadError>),
+    objects: &mut Vec<Loaded>,
     errors: &mut Vec<LoadError>,
 ) {
     objects.extend(objs);
@@ -120,10 +178,10 @@ fn origin_error(origin: &str, message: String) -> LoadError {
     }
 }
 
-fn load_file(path: &Path) -> (Vec<RouteConfiguration>, Vec<LoadError>) {
+fn load_file(path: &Path, mode: Mode) -> (Vec<Loaded>, Vec<LoadError>) {
     let origin = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(text) => parse_documents(&text, &origin),
+        Ok(text) => parse_with(&text, &origin, mode),
         Err(e) => (
             Vec::new(),
             vec![origin_error(&origin, format!("cannot read: {e}"))],

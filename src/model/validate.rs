@@ -8,10 +8,15 @@
 use super::api::{RawInt, RouteConfiguration, RouteSpec, RuleSpec};
 use crate::routing::{Family, Route, Rule, Scope, Table};
 use crate::table_id::table_id;
+use index::DstIndex;
 use ipnet::IpNet;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
+
+mod index;
+mod parse;
+use parse::{parse_ip, parse_net};
 
 /// Longest interface name the kernel accepts (IFNAMSIZ - 1).
 const IFNAME_MAX: usize = 15;
@@ -44,20 +49,80 @@ impl std::error::Error for ObjectError {}
 /// Validates `obj` and builds its table, stamping `protocol` on every rule
 /// and route (what routecfg later recognizes as its own).
 pub fn validate(obj: &RouteConfiguration, protocol: u8) -> Result<Validated, ObjectError> {
-    let mut cx = Cx {
-        object: obj.key(),
-        warnings: Vec::new(),
-    };
-    let table = cx.table(obj, protocol)?;
-    Ok(Validated {
-        table,
-        warnings: cx.warnings,
-    })
+    let mut v = Validator::new(protocol);
+    for rule in obj.spec.table.rules.iter().flatten() {
+        for route in rule.routes.iter().flatten() {
+            v.route(&RouteFields::of(route));
+        }
+        v.end_rule(rule, rule.routes.is_some());
+    }
+    v.finish(obj)
 }
 
-struct Cx {
-    object: String,
-    warnings: Vec<String>,
+/// The fields of a `spec.table.rules[].routes[]` entry that validation
+/// reads, borrowed, so a loader can validate a route straight from its
+/// input text without building a [`RouteSpec`] that outlives it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RouteFields<'a> {
+    pub dst: Option<&'a str>,
+    pub gw: Option<&'a str>,
+    pub src: Option<&'a str>,
+    pub dev: Option<&'a str>,
+    pub onlink: Option<bool>,
+    pub scope: Option<&'a str>,
+}
+
+impl<'a> RouteFields<'a> {
+    pub fn of(r: &'a RouteSpec) -> Self {
+        RouteFields {
+            dst: r.dst.as_deref(),
+            gw: r.gw.as_deref(),
+            src: r.src.as_deref(),
+            dev: r.dev.as_deref(),
+            onlink: r.onlink,
+            scope: r.scope.as_deref(),
+        }
+    }
+}
+
+/// Validation fed one route at a time, so an object with a hundred
+/// thousand routes never has to exist as [`RouteSpec`]s: the loader feeds
+/// routes as it parses them (possibly before the rule's own fields or the
+/// object's name, as JSON keys come in any order). The result is exactly
+/// [`validate`]'s: the first error in the order `metadata.name`,
+/// `spec.table.name`, `spec.table.rules`, then rule by rule (the rule's own
+/// fields, its selector, its `routes`, then its routes in order).
+///
+/// Feed every route of rule 0 with [`Validator::route`], then
+/// [`Validator::end_rule`] with rule 0's fields, then rule 1, and so on,
+/// then [`Validator::finish`]. Field paths are only formatted for errors
+/// and warnings.
+pub(crate) struct Validator {
+    protocol: u8,
+    /// First definition of every dst, in input order; `table` is filled in
+    /// by `finish` (the table name may come after the rules).
+    routes: Vec<Route>,
+    /// (rule, position in rule) of `routes[k]`, for messages.
+    origin: Vec<(u32, u32)>,
+    by_dst: DstIndex,
+    drafts: Vec<RuleDraft>,
+    selectors: HashMap<SelectorKey, usize>,
+    /// (field path, message) of the rules ended so far.
+    warnings: Vec<(String, String)>,
+    /// The first error, in [`validate`]'s order; nothing after it matters.
+    error: Option<(String, String)>,
+    /// Rules ended so far, i.e. the index of the rule being fed.
+    rules: usize,
+    current: CurrentRule,
+}
+
+/// What the routes of the rule being fed left behind.
+#[derive(Default)]
+struct CurrentRule {
+    routes: usize,
+    families: Families,
+    warnings: Vec<(String, String)>,
+    error: Option<(String, String)>,
 }
 
 /// A spec rule after field validation, before its family is known.
@@ -68,108 +133,240 @@ struct RuleDraft {
     oif: Option<String>,
     fwmark: Option<u32>,
     priority: Option<u32>,
-    route_families: BTreeSet<Family>,
+    route_families: Families,
 }
 
-impl Cx {
-    fn err(&self, field: impl Into<String>, message: impl Into<String>) -> ObjectError {
-        ObjectError {
-            object: self.object.clone(),
-            field: field.into(),
-            message: message.into(),
+/// A set of families (at most two), in `Family` order.
+#[derive(Clone, Copy, Default)]
+struct Families {
+    v4: bool,
+    v6: bool,
+}
+
+impl Families {
+    fn one(family: Family) -> Families {
+        let mut f = Families::default();
+        f.insert(family);
+        f
+    }
+
+    fn insert(&mut self, family: Family) {
+        match family {
+            Family::V4 => self.v4 = true,
+            Family::V6 => self.v6 = true,
         }
     }
 
-    fn warn(&mut self, field: &str, message: impl fmt::Display) {
-        self.warnings
-            .push(format!("{}: {}: {}", self.object, field, message));
+    fn is_empty(&self) -> bool {
+        !self.v4 && !self.v6
     }
 
-    fn table(&mut self, obj: &RouteConfiguration, protocol: u8) -> Result<Table, ObjectError> {
-        if obj.metadata.name.as_deref().unwrap_or("").is_empty() {
-            return Err(self.err("metadata.name", "is required"));
+    fn iter(self) -> impl Iterator<Item = Family> {
+        [(self.v4, Family::V4), (self.v6, Family::V6)]
+            .into_iter()
+            .filter_map(|(present, f)| present.then_some(f))
+    }
+}
+
+/// A problem with one field of a rule or route, before the path to the
+/// rule or route is known; `field` is empty for the whole rule or route.
+struct Issue {
+    field: &'static str,
+    message: String,
+}
+
+fn issue(field: &'static str, message: impl Into<String>) -> Issue {
+    Issue {
+        field,
+        message: message.into(),
+    }
+}
+
+impl Issue {
+    fn at(self, base: &str) -> (String, String) {
+        (join(base, self.field), self.message)
+    }
+}
+
+fn join(base: &str, field: &str) -> String {
+    if field.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}.{field}")
+    }
+}
+
+fn route_path(rule: usize, route: usize) -> String {
+    format!("spec.table.rules[{rule}].routes[{route}]")
+}
+
+impl Validator {
+    pub fn new(protocol: u8) -> Validator {
+        Validator {
+            protocol,
+            routes: Vec::new(),
+            origin: Vec::new(),
+            by_dst: DstIndex::default(),
+            drafts: Vec::new(),
+            selectors: HashMap::new(),
+            warnings: Vec::new(),
+            error: None,
+            rules: 0,
+            current: CurrentRule::default(),
         }
-        let spec = &obj.spec.table;
-        let name =
-            check_table_name(spec.name.as_deref()).map_err(|m| self.err("spec.table.name", m))?;
-        let id = table_id(name);
-        let rules = match spec.rules.as_deref() {
-            None | Some([]) => {
-                return Err(self.err("spec.table.rules", "at least one rule is required"));
+    }
+
+    /// The next route of the current rule.
+    pub fn route(&mut self, r: &RouteFields<'_>) {
+        let i = self.rules;
+        let j = self.current.routes;
+        self.current.routes += 1;
+        if self.error.is_some() || self.current.error.is_some() {
+            return;
+        }
+        let mut warnings = Vec::new();
+        let checked = check_route(r, self.protocol, &mut warnings);
+        if !warnings.is_empty() {
+            let path = route_path(i, j);
+            self.current
+                .warnings
+                .extend(warnings.into_iter().map(|w| w.at(&path)));
+        }
+        let route = match checked {
+            Ok(route) => route,
+            Err(e) => {
+                self.current.error = Some(e.at(&route_path(i, j)));
+                return;
             }
-            Some(r) => r,
         };
-
-        let mut drafts = Vec::with_capacity(rules.len());
-        let mut selectors: HashMap<SelectorKey, usize> = HashMap::new();
-        // dst -> (field path, rule index, route) of its first definition.
-        let mut routes: BTreeMap<IpNet, (String, usize, Route)> = BTreeMap::new();
-        for (i, rule) in rules.iter().enumerate() {
-            let path = format!("spec.table.rules[{i}]");
-            let mut draft = self.rule(&path, rule)?;
-            let key = (
-                draft.src,
-                draft.dst,
-                draft.iif.clone(),
-                draft.oif.clone(),
-                draft.fwmark,
-            );
-            if let Some(first) = selectors.get(&key) {
-                return Err(self.err(
-                    path,
-                    format!(
-                        "same src, dst, iif, oif and fwmark as spec.table.rules[{first}] \
-                         (merge their routes into one rule)"
-                    ),
-                ));
+        self.current.families.insert(route.family());
+        match self.by_dst.get_or_insert(&self.routes, route.dst) {
+            None => {
+                self.routes.push(route);
+                self.origin.push((i as u32, j as u32));
             }
-            selectors.insert(key, i);
-            let Some(specs) = rule.routes.as_deref() else {
-                return Err(self.err(
-                    format!("{path}.routes"),
-                    "is required (an empty list is allowed)",
-                ));
-            };
-            for (j, r) in specs.iter().enumerate() {
-                let rpath = format!("{path}.routes[{j}]");
-                let route = self.route(&rpath, r, id, protocol)?;
-                draft.route_families.insert(route.family());
-                match routes.get(&route.dst) {
-                    None => {
-                        routes.insert(route.dst, (rpath, i, route));
-                    }
-                    Some((first, _, existing)) if *existing != route => {
-                        let diff = differences(existing, &route).join(", ");
-                        return Err(self.err(
-                            rpath,
-                            format!(
-                                "dst {} is also routed by {first} with a different {diff}; \
-                                 a table holds one route per dst",
-                                route.dst
-                            ),
-                        ));
-                    }
-                    Some((first, first_rule, _)) => {
-                        if *first_rule == i {
-                            let msg = format!("repeats {first} (same dst, same route); ignored");
-                            self.warn(&rpath, msg);
-                        }
-                    }
+            Some(k) => {
+                let (first_rule, first_route) = self.origin[k];
+                let first = route_path(first_rule as usize, first_route as usize);
+                let existing = &self.routes[k];
+                if *existing != route {
+                    let diff = differences(existing, &route).join(", ");
+                    self.current.error = Some((
+                        route_path(i, j),
+                        format!(
+                            "dst {} is also routed by {first} with a different {diff}; \
+                             a table holds one route per dst",
+                            route.dst
+                        ),
+                    ));
+                } else if first_rule as usize == i {
+                    self.current.warnings.push((
+                        route_path(i, j),
+                        format!("repeats {first} (same dst, same route); ignored"),
+                    ));
                 }
             }
-            drafts.push(draft);
         }
+    }
 
-        let table_families: BTreeSet<Family> = routes.keys().map(Family::of_net).collect();
+    /// Ends the current rule, whose routes were all fed; `has_routes`
+    /// says whether its `routes` field was present (its value in `rule`
+    /// is not looked at).
+    pub fn end_rule(&mut self, rule: &RuleSpec, has_routes: bool) {
+        let i = self.rules;
+        self.rules += 1;
+        let current = std::mem::take(&mut self.current);
+        if self.error.is_some() {
+            return;
+        }
+        let path = format!("spec.table.rules[{i}]");
+        let mut warnings = Vec::new();
+        let draft = match check_rule(rule, &mut warnings) {
+            Ok(d) => d,
+            Err(e) => {
+                self.error = Some(e.at(&path));
+                return;
+            }
+        };
+        let key = (
+            draft.src,
+            draft.dst,
+            draft.iif.clone(),
+            draft.oif.clone(),
+            draft.fwmark,
+        );
+        if let Some(first) = self.selectors.get(&key) {
+            self.error = Some((
+                path,
+                format!(
+                    "same src, dst, iif, oif and fwmark as spec.table.rules[{first}] \
+                     (merge their routes into one rule)"
+                ),
+            ));
+            return;
+        }
+        if !has_routes {
+            self.error = Some((
+                format!("{path}.routes"),
+                "is required (an empty list is allowed)".to_string(),
+            ));
+            return;
+        }
+        if let Some(e) = current.error {
+            self.error = Some(e);
+            return;
+        }
+        self.selectors.insert(key, i);
+        self.warnings
+            .extend(warnings.into_iter().map(|w| w.at(&path)));
+        self.warnings.extend(current.warnings);
+        self.drafts.push(RuleDraft {
+            route_families: current.families,
+            ..draft
+        });
+    }
+
+    /// The result for `obj`, whose rules were all fed (their `routes` are
+    /// not looked at here).
+    pub fn finish(self, obj: &RouteConfiguration) -> Result<Validated, ObjectError> {
+        let object = obj.key();
+        let fail = |field: &str, message: &str| ObjectError {
+            object: object.clone(),
+            field: field.to_string(),
+            message: message.to_string(),
+        };
+        if obj.metadata.name.as_deref().unwrap_or("").is_empty() {
+            return Err(fail("metadata.name", "is required"));
+        }
+        let name = check_table_name(obj.spec.table.name.as_deref())
+            .map_err(|m| fail("spec.table.name", &m))?;
+        if self.rules == 0 {
+            return Err(fail("spec.table.rules", "at least one rule is required"));
+        }
+        if let Some((field, message)) = self.error {
+            return Err(fail(&field, &message));
+        }
+        let id = table_id(name);
+        let protocol = self.protocol;
+
+        let mut routes = self.routes;
+        let mut table_families = Families::default();
+        for r in &mut routes {
+            r.table = id;
+            table_families.insert(r.family());
+        }
+        // Dsts are unique here, so an unstable sort is deterministic.
+        routes.sort_unstable_by_key(|r| net_key(&r.dst));
+
         let mut kernel_rules = Vec::new();
-        for d in drafts {
-            let families: BTreeSet<Family> = match d.src.or(d.dst) {
-                Some(net) => [Family::of_net(&net)].into(),
+        for d in self.drafts {
+            let families = match d.src.or(d.dst) {
+                Some(net) => Families::one(Family::of_net(&net)),
                 None if !d.route_families.is_empty() => d.route_families,
-                None if !table_families.is_empty() => table_families.clone(),
-                None => [Family::V4].into(),
+                None if !table_families.is_empty() => table_families,
+                None => Families::one(Family::V4),
             };
-            for family in families {
+            for family in families.iter() {
                 kernel_rules.push(Rule {
                     family,
                     table: id,
@@ -184,208 +381,221 @@ impl Cx {
             }
         }
 
-        Ok(Table {
-            id,
-            name: name.to_string(),
-            owner: self.object.clone(),
-            rules: kernel_rules,
-            routes: routes.into_values().map(|(_, _, r)| r).collect(),
+        let warnings = self
+            .warnings
+            .into_iter()
+            .map(|(field, message)| format!("{object}: {field}: {message}"))
+            .collect();
+        Ok(Validated {
+            table: Table {
+                id,
+                name: name.to_string(),
+                owner: object,
+                rules: kernel_rules,
+                routes,
+            },
+            warnings,
         })
     }
+}
 
-    fn rule(&mut self, path: &str, rule: &RuleSpec) -> Result<RuleDraft, ObjectError> {
-        let src = self.cidr(&format!("{path}.src"), rule.src.as_deref())?;
-        let dst = self.cidr(&format!("{path}.dst"), rule.dst.as_deref())?;
-        if let (Some(s), Some(d)) = (src, dst) {
-            if Family::of_net(&s) != Family::of_net(&d) {
-                return Err(self.err(
-                    format!("{path}.dst"),
-                    format!(
-                        "{d} is {} but src {s} is {}; a rule has one address family",
-                        family_name(&d),
-                        family_name(&s)
-                    ),
-                ));
-            }
-        }
-        let iif = self.ifname(&format!("{path}.iif"), rule.iif.as_deref())?;
-        let oif = self.ifname(&format!("{path}.oif"), rule.oif.as_deref())?;
-        let fwmark = match self.uint(&format!("{path}.fwmark"), rule.fwmark.as_ref())? {
-            Some(0) => {
-                self.warn(
-                    &format!("{path}.fwmark"),
-                    "0 matches every packet (the kernel ignores a zero mark); treated as absent",
-                );
-                None
-            }
-            m => m,
-        };
-        let priority = self.uint(&format!("{path}.priority"), rule.priority.as_ref())?;
-        if src.is_none() && dst.is_none() && iif.is_none() && oif.is_none() && fwmark.is_none() {
-            self.warn(
-                path,
-                "has no src, dst, iif, oif or fwmark: it sends all traffic to this table",
-            );
-        }
-        Ok(RuleDraft {
-            src,
-            dst,
-            iif,
-            oif,
-            fwmark,
-            priority,
-            route_families: BTreeSet::new(),
-        })
+/// A key ordering networks exactly as `IpNet`'s `Ord` does (family, then
+/// address, then prefix length), cheap to compare.
+pub(crate) fn net_key(net: &IpNet) -> (u8, u128, u8) {
+    match net {
+        IpNet::V4(n) => (0, u128::from(n.addr().to_bits()), n.prefix_len()),
+        IpNet::V6(n) => (1, n.addr().to_bits(), n.prefix_len()),
     }
+}
 
-    fn route(
-        &mut self,
-        path: &str,
-        r: &RouteSpec,
-        table: u32,
-        protocol: u8,
-    ) -> Result<Route, ObjectError> {
-        let Some(dst) = self.cidr(&format!("{path}.dst"), r.dst.as_deref())? else {
-            return Err(self.err(format!("{path}.dst"), "is required"));
-        };
-        let gateway = self.ip_like(path, "gw", r.gw.as_deref(), &dst)?;
-        let prefsrc = self.ip_like(path, "src", r.src.as_deref(), &dst)?;
-        let dev = self.ifname(&format!("{path}.dev"), r.dev.as_deref())?;
-        let onlink = r.onlink.unwrap_or(false);
-        let scope = match r.scope.as_deref() {
-            None if gateway.is_some() => Scope::Global,
-            None => Scope::Link,
-            Some("global") => Scope::Global,
-            Some("link") => Scope::Link,
-            Some("host") => Scope::Host,
-            Some("site") => Scope::Site,
-            Some("nowhere") => Scope::Nowhere,
-            Some(s) => {
-                return Err(self.err(
-                    format!("{path}.scope"),
-                    format!("{s:?} is not one of global, link, host, site, nowhere"),
-                ));
-            }
-        };
-        // IPv6 routes have no scope in the kernel: it always reports
-        // universe, so anything else would be rewritten on every pass.
-        let scope = if matches!(dst, IpNet::V6(_)) {
-            Scope::Global
-        } else {
-            scope
-        };
-        if gateway.is_none() && dev.is_none() {
-            return Err(self.err(
-                path,
-                "needs gw or dev (the kernel cannot install a route with neither)",
-            ));
-        }
-        if onlink && dev.is_none() {
-            return Err(self.err(
-                format!("{path}.onlink"),
-                "needs dev (the kernel requires an output device for onlink)",
-            ));
-        }
-        if onlink && gateway.is_none() {
-            return Err(self.err(
-                format!("{path}.onlink"),
-                "needs gw (onlink applies to a gateway)",
-            ));
-        }
-        if scope == Scope::Host && gateway.is_some() {
-            return Err(self.err(
-                format!("{path}.scope"),
-                "host scope cannot be used with a gateway (the kernel refuses it)",
-            ));
-        }
-        Ok(Route {
-            table,
-            dst,
-            gateway,
-            prefsrc,
-            dev,
-            onlink,
-            scope,
-            protocol,
-            metric: None,
-        })
-    }
-
-    /// Parses an optional CIDR; host bits are cleared with a warning, as
-    /// upstream (Go's ParseCIDR) does implicitly.
-    fn cidr(&mut self, field: &str, value: Option<&str>) -> Result<Option<IpNet>, ObjectError> {
-        let Some(s) = value else { return Ok(None) };
-        let net: IpNet = match s.parse() {
-            Ok(n) => n,
-            Err(_) => {
-                let message = match s.parse::<IpAddr>() {
-                    Ok(ip) => {
-                        let bits = if ip.is_ipv4() { 32 } else { 128 };
-                        format!("{s:?} is not a CIDR: the /prefix is missing (write {ip}/{bits})")
-                    }
-                    Err(_) => format!("{s:?} is not a CIDR"),
-                };
-                return Err(self.err(field, message));
-            }
-        };
-        let trunc = net.trunc();
-        if trunc != net {
-            self.warn(field, format!("{s:?} has host bits set; using {trunc}"));
-        }
-        Ok(Some(trunc))
-    }
-
-    /// Parses a route's `gw` or `src`, which must share `dst`'s family.
-    fn ip_like(
-        &self,
-        path: &str,
-        name: &str,
-        value: Option<&str>,
-        dst: &IpNet,
-    ) -> Result<Option<IpAddr>, ObjectError> {
-        let Some(s) = value else { return Ok(None) };
-        let field = format!("{path}.{name}");
-        let ip: IpAddr = s
-            .parse()
-            .map_err(|_| self.err(&field, format!("{s:?} is not an IP address")))?;
-        if Family::of(ip) != Family::of_net(dst) {
-            return Err(self.err(
-                field,
+fn check_rule(rule: &RuleSpec, warnings: &mut Vec<Issue>) -> Result<RuleDraft, Issue> {
+    let src = cidr("src", rule.src.as_deref(), warnings)?;
+    let dst = cidr("dst", rule.dst.as_deref(), warnings)?;
+    if let (Some(s), Some(d)) = (src, dst) {
+        if Family::of_net(&s) != Family::of_net(&d) {
+            return Err(issue(
+                "dst",
                 format!(
-                    "{ip} is {} but dst {dst} is {}",
-                    if ip.is_ipv4() { "IPv4" } else { "IPv6" },
-                    family_name(dst)
+                    "{d} is {} but src {s} is {}; a rule has one address family",
+                    family_name(&d),
+                    family_name(&s)
                 ),
             ));
         }
-        Ok(Some(ip))
     }
-
-    /// Checks an interface name the way the kernel's `dev_valid_name` does.
-    fn ifname(&self, field: &str, value: Option<&str>) -> Result<Option<String>, ObjectError> {
-        let Some(s) = value else { return Ok(None) };
-        let reason = if s.is_empty() {
-            Some("it is empty".to_string())
-        } else if s.len() > IFNAME_MAX {
-            Some(format!("{} bytes, at most {IFNAME_MAX} allowed", s.len()))
-        } else if s == "." || s == ".." {
-            Some("'.' and '..' are reserved".to_string())
-        } else {
-            s.chars()
-                .find(|&c| c == '/' || c == ':' || c == '\0' || c.is_whitespace())
-                .map(|c| format!("it contains {c:?}"))
-        };
-        match reason {
-            Some(r) => Err(self.err(field, format!("{s:?} is not a valid interface name: {r}"))),
-            None => Ok(Some(s.to_string())),
+    let iif = ifname("iif", rule.iif.as_deref())?.map(str::to_string);
+    let oif = ifname("oif", rule.oif.as_deref())?.map(str::to_string);
+    let fwmark = match uint("fwmark", rule.fwmark.as_ref())? {
+        Some(0) => {
+            warnings.push(issue(
+                "fwmark",
+                "0 matches every packet (the kernel ignores a zero mark); treated as absent",
+            ));
+            None
         }
+        m => m,
+    };
+    let priority = uint("priority", rule.priority.as_ref())?;
+    if src.is_none() && dst.is_none() && iif.is_none() && oif.is_none() && fwmark.is_none() {
+        warnings.push(issue(
+            "",
+            "has no src, dst, iif, oif or fwmark: it sends all traffic to this table",
+        ));
     }
+    Ok(RuleDraft {
+        src,
+        dst,
+        iif,
+        oif,
+        fwmark,
+        priority,
+        route_families: Families::default(),
+    })
+}
 
-    fn uint(&self, field: &str, value: Option<&RawInt>) -> Result<Option<u32>, ObjectError> {
-        match value {
-            None => Ok(None),
-            Some(v) => v.to_u32().map(Some).map_err(|m| self.err(field, m)),
+fn check_route(
+    r: &RouteFields<'_>,
+    protocol: u8,
+    warnings: &mut Vec<Issue>,
+) -> Result<Route, Issue> {
+    let Some(dst) = cidr("dst", r.dst, warnings)? else {
+        return Err(issue("dst", "is required"));
+    };
+    let gateway = ip_like("gw", r.gw, &dst)?;
+    let prefsrc = ip_like("src", r.src, &dst)?;
+    let dev = ifname("dev", r.dev)?;
+    let onlink = r.onlink.unwrap_or(false);
+    let scope = match r.scope {
+        None if gateway.is_some() => Scope::Global,
+        None => Scope::Link,
+        Some("global") => Scope::Global,
+        Some("link") => Scope::Link,
+        Some("host") => Scope::Host,
+        Some("site") => Scope::Site,
+        Some("nowhere") => Scope::Nowhere,
+        Some(s) => {
+            return Err(issue(
+                "scope",
+                format!("{s:?} is not one of global, link, host, site, nowhere"),
+            ));
         }
+    };
+    // IPv6 routes have no scope in the kernel: it always reports
+    // universe, so anything else would be rewritten on every pass.
+    let scope = if matches!(dst, IpNet::V6(_)) {
+        Scope::Global
+    } else {
+        scope
+    };
+    if gateway.is_none() && dev.is_none() {
+        return Err(issue(
+            "",
+            "needs gw or dev (the kernel cannot install a route with neither)",
+        ));
+    }
+    if onlink && dev.is_none() {
+        return Err(issue(
+            "onlink",
+            "needs dev (the kernel requires an output device for onlink)",
+        ));
+    }
+    if onlink && gateway.is_none() {
+        return Err(issue("onlink", "needs gw (onlink applies to a gateway)"));
+    }
+    if scope == Scope::Host && gateway.is_some() {
+        return Err(issue(
+            "scope",
+            "host scope cannot be used with a gateway (the kernel refuses it)",
+        ));
+    }
+    Ok(Route {
+        table: 0,
+        dst,
+        gateway,
+        prefsrc,
+        dev: dev.map(str::to_string),
+        onlink,
+        scope,
+        protocol,
+        metric: None,
+    })
+}
+
+/// Parses an optional CIDR; host bits are cleared with a warning, as
+/// upstream (Go's ParseCIDR) does implicitly.
+fn cidr(
+    field: &'static str,
+    value: Option<&str>,
+    warnings: &mut Vec<Issue>,
+) -> Result<Option<IpNet>, Issue> {
+    let Some(s) = value else { return Ok(None) };
+    let net: IpNet = match parse_net(s) {
+        Some(n) => n,
+        None => {
+            let message = match s.parse::<IpAddr>() {
+                Ok(ip) => {
+                    let bits = if ip.is_ipv4() { 32 } else { 128 };
+                    format!("{s:?} is not a CIDR: the /prefix is missing (write {ip}/{bits})")
+                }
+                Err(_) => format!("{s:?} is not a CIDR"),
+            };
+            return Err(issue(field, message));
+        }
+    };
+    let trunc = net.trunc();
+    if trunc != net {
+        warnings.push(issue(
+            field,
+            format!("{s:?} has host bits set; using {trunc}"),
+        ));
+    }
+    Ok(Some(trunc))
+}
+
+/// Parses a route's `gw` or `src`, which must share `dst`'s family.
+fn ip_like(name: &'static str, value: Option<&str>, dst: &IpNet) -> Result<Option<IpAddr>, Issue> {
+    let Some(s) = value else { return Ok(None) };
+    let ip = parse_ip(s).ok_or_else(|| issue(name, format!("{s:?} is not an IP address")))?;
+    if Family::of(ip) != Family::of_net(dst) {
+        return Err(issue(
+            name,
+            format!(
+                "{ip} is {} but dst {dst} is {}",
+                if ip.is_ipv4() { "IPv4" } else { "IPv6" },
+                family_name(dst)
+            ),
+        ));
+    }
+    Ok(Some(ip))
+}
+
+/// Checks an interface name the way the kernel's `dev_valid_name` does.
+fn ifname<'s>(field: &'static str, value: Option<&'s str>) -> Result<Option<&'s str>, Issue> {
+    let Some(s) = value else { return Ok(None) };
+    let reason = if s.is_empty() {
+        Some("it is empty".to_string())
+    } else if s.len() > IFNAME_MAX {
+        Some(format!("{} bytes, at most {IFNAME_MAX} allowed", s.len()))
+    } else if s == "." || s == ".." {
+        Some("'.' and '..' are reserved".to_string())
+    } else {
+        s.chars()
+            .find(|&c| c == '/' || c == ':' || c == '\0' || c.is_whitespace())
+            .map(|c| format!("it contains {c:?}"))
+    };
+    match reason {
+        Some(r) => Err(issue(
+            field,
+            format!("{s:?} is not a valid interface name: {r}"),
+        )),
+        None => Ok(Some(s)),
+    }
+}
+
+fn uint(field: &'static str, value: Option<&RawInt>) -> Result<Option<u32>, Issue> {
+    match value {
+        None => Ok(None),
+        Some(v) => v.to_u32().map(Some).map_err(|m| issue(field, m)),
     }
 }
 
@@ -439,5 +649,9 @@ fn differences(a: &Route, b: &Route) -> Vec<&'static str> {
     d
 }
 
+#[cfg(test)]
+mod diff_tmp;
+#[cfg(test)]
+mod orig_tmp;
 #[cfg(test)]
 mod tests;
