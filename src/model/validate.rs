@@ -650,8 +650,4 @@ fn differences(a: &Route, b: &Route) -> Vec<&'static str> {
 }
 
 #[cfg(test)]
-mod diff_tmp;
-#[cfg(test)]
-mod orig_tmp;
-#[cfg(test)]
 mod tests;
