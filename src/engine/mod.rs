@@ -90,10 +90,17 @@ impl Engine {
         }
         let mut routes = Vec::new();
         for &table in &tables {
-            routes.extend(self.netlink.dump_routes(RouteFilter {
+            let mut dumped = self.netlink.dump_routes(RouteFilter {
                 table: Some(table),
                 protocol: None,
-            })?);
+            })?;
+            // Taking the first table's vector as is saves a copy of what
+            // is usually the whole snapshot.
+            if routes.is_empty() {
+                routes = dumped;
+            } else {
+                routes.append(&mut dumped);
+            }
         }
         Ok(Snapshot {
             rules,

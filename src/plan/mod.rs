@@ -29,6 +29,7 @@ mod tests;
 pub use render::render;
 
 use crate::routing::{Op, Route, Snapshot, Table};
+use ipnet::IpNet;
 use std::collections::{BTreeMap, HashSet};
 
 /// The kernel changes that make a snapshot equal to the desired tables,
@@ -115,8 +116,32 @@ fn managed_tables(desired: &[Table]) -> HashSet<u32> {
     let mut managed = HashSet::new();
     for table in desired {
         managed.insert(table.id);
-        managed.extend(table.rules.iter().map(|r| r.table));
-        managed.extend(table.routes.iter().map(|r| r.table));
+        let ids = table.rules.iter().map(|r| r.table);
+        let mut last = table.id;
+        // Consecutive repeats (every route of a table) are looked up once.
+        for id in ids.chain(table.routes.iter().map(|r| r.table)) {
+            if id != last {
+                managed.insert(id);
+                last = id;
+            }
+        }
     }
     managed
+}
+
+/// Orders networks as `IpNet`'s `Ord` does (family, address, prefix
+/// length), at the cost of a few integer compares.
+type NetKey = (u8, u128, u8);
+
+fn net_key(net: &IpNet) -> NetKey {
+    match net {
+        IpNet::V4(n) => (0, u128::from(n.addr().to_bits()), n.prefix_len()),
+        IpNet::V6(n) => (1, n.addr().to_bits(), n.prefix_len()),
+    }
+}
+
+/// A route's identity within the kernel as the planner sorts it: (table,
+/// dst), in the order of the derived `Ord` on those fields.
+fn route_key(route: &Route) -> (u32, NetKey) {
+    (route.table, net_key(&route.dst))
 }

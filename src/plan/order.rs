@@ -1,15 +1,15 @@
 //! Puts the diffed changes into the five phases documented on
 //! [`super::plan`].
 
-use super::Plan;
 use super::routes::RouteChanges;
 use super::rules::RuleChanges;
+use super::{Plan, net_key, route_key};
 use crate::routing::{Family, Op, Route, Rule};
 use ipnet::IpNet;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
-pub(super) fn assemble(rules: RuleChanges, routes: RouteChanges) -> Plan {
+pub(super) fn assemble(rules: RuleChanges, routes: RouteChanges<'_>) -> Plan {
     let RuleChanges {
         add: mut rule_adds,
         del: mut rule_dels,
@@ -24,18 +24,18 @@ pub(super) fn assemble(rules: RuleChanges, routes: RouteChanges) -> Plan {
     sort_rules(&mut rule_adds);
     sort_rules(&mut rule_dels);
 
-    let (mut without_gateway, with_gateway): (Vec<Route>, Vec<Route>) =
+    let (mut without_gateway, with_gateway): (Vec<&Route>, Vec<&Route>) =
         replace.into_iter().partition(|r| r.gateway.is_none());
     sort_routes(&mut without_gateway);
 
     let mut reachable = Reachable::new(&direct);
-    let (mut resolvable, mut others): (Vec<Route>, Vec<Route>) = with_gateway
+    let (mut resolvable, mut others): (Vec<&Route>, Vec<&Route>) = with_gateway
         .into_iter()
         .partition(|r| r.gateway.is_some_and(|gw| reachable.covers(gw)));
     sort_routes(&mut resolvable);
     sort_routes(&mut others);
     sort_routes(&mut route_dels);
-    pending.sort_by_key(|p| (p.table, p.route.dst));
+    pending.sort_by_key(|p| (p.table, net_key(&p.route.dst)));
 
     let mut ops = Vec::with_capacity(
         rule_adds.len()
@@ -45,11 +45,12 @@ pub(super) fn assemble(rules: RuleChanges, routes: RouteChanges) -> Plan {
             + route_dels.len()
             + rule_dels.len(),
     );
+    let replace = |r: &Route| Op::ReplaceRoute(r.clone());
     ops.extend(rule_adds.into_iter().map(Op::AddRule));
-    ops.extend(without_gateway.into_iter().map(Op::ReplaceRoute));
-    ops.extend(resolvable.into_iter().map(Op::ReplaceRoute));
-    ops.extend(others.into_iter().map(Op::ReplaceRoute));
-    ops.extend(route_dels.into_iter().map(Op::DelRoute));
+    ops.extend(without_gateway.into_iter().map(replace));
+    ops.extend(resolvable.into_iter().map(replace));
+    ops.extend(others.into_iter().map(replace));
+    ops.extend(route_dels.into_iter().map(|r| Op::DelRoute(r.clone())));
     ops.extend(rule_dels.into_iter().map(Op::DelRule));
     Plan { ops, pending }
 }
@@ -58,8 +59,9 @@ fn sort_rules(rules: &mut [Rule]) {
     rules.sort_by_cached_key(|r| (r.table, r.selector(), r.priority, r.protocol));
 }
 
-fn sort_routes(routes: &mut [Route]) {
-    routes.sort_by_key(|r| (r.table, r.dst, r.metric));
+/// By (table, dst, metric), stable.
+fn sort_routes(routes: &mut [&Route]) {
+    routes.sort_by_key(|r| (route_key(r), r.metric));
 }
 
 /// The prefixes of desired gateway-less routes, for "does some direct
@@ -70,6 +72,8 @@ struct Reachable {
     prefixes: HashSet<IpNet>,
     lengths: BTreeSet<(Family, u8)>,
     memo: HashMap<IpAddr, bool>,
+    /// The last answer: routes come sorted, so runs share a gateway.
+    last: Option<(IpAddr, bool)>,
 }
 
 impl Reachable {
@@ -81,11 +85,18 @@ impl Reachable {
                 .map(|n| (Family::of_net(n), n.prefix_len()))
                 .collect(),
             memo: Default::default(),
+            last: None,
         }
     }
 
     fn covers(&mut self, gateway: IpAddr) -> bool {
+        if let Some((last, known)) = self.last {
+            if last == gateway {
+                return known;
+            }
+        }
         if let Some(&known) = self.memo.get(&gateway) {
+            self.last = Some((gateway, known));
             return known;
         }
         let family = Family::of(gateway);
@@ -95,6 +106,7 @@ impl Reachable {
             .filter_map(|&(_, len)| IpNet::new(gateway, len).ok())
             .any(|net| self.prefixes.contains(&net.trunc()));
         self.memo.insert(gateway, covered);
+        self.last = Some((gateway, covered));
         covered
     }
 }
