@@ -274,7 +274,7 @@ pub fn apply(argv: &[String]) -> i32 {
         Ok(o) => o,
         Err(e) => return super::usage(&e, APPLY_HELP),
     };
-    let (desired, load_errors) = match desired_from_args(&args, opts.protocol) {
+    let (mut desired, load_errors) = match desired_from_args(&args, opts.protocol) {
         Ok(d) => d,
         Err(e) => return super::usage(&e, APPLY_HELP),
     };
@@ -287,10 +287,19 @@ pub fn apply(argv: &[String]) -> i32 {
         Ok(e) => e,
         Err(e) => return super::fatal(&format!("netlink: {e}")),
     };
-    let report = match engine.apply(&desired.tables, &scope) {
-        Ok(r) => r,
+    // `Engine::apply` in two steps, so that the desired routes can be
+    // freed in between: the plan holds copies of those to write, and the
+    // report and rt_tables only need the tables' names, ids and owners.
+    // With 100,000 routes that is the difference between the desired
+    // state and the plan being in memory at once or one after the other.
+    let plan = match engine.plan(&desired.tables, &scope) {
+        Ok(p) => p,
         Err(e) => return super::fatal(&format!("reading kernel state: {e}")),
     };
+    for table in &mut desired.tables {
+        table.routes = Vec::new();
+    }
+    let report = engine.execute(&desired.tables, plan);
     let rt_result = sync_rt_tables(&opts, &desired, &report);
     let out = summarize(&desired, load_errors, &report);
     print_apply(&out, opts.output);

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 
 mod index;
 mod parse;
-use parse::{parse_ip, parse_net};
+use parse::{has_host_bits, parse_ip, parse_net};
 
 /// Longest interface name the kernel accepts (IFNAMSIZ - 1).
 const IFNAME_MAX: usize = 15;
@@ -542,13 +542,14 @@ fn cidr(
             return Err(issue(field, message));
         }
     };
-    let trunc = net.trunc();
-    if trunc != net {
-        warnings.push(issue(
-            field,
-            format!("{s:?} has host bits set; using {trunc}"),
-        ));
+    if !has_host_bits(&net) {
+        return Ok(Some(net));
     }
+    let trunc = net.trunc();
+    warnings.push(issue(
+        field,
+        format!("{s:?} has host bits set; using {trunc}"),
+    ));
     Ok(Some(trunc))
 }
 

@@ -503,57 +503,85 @@ impl<'de> Visitor<'de> for RoutesSeed<'_> {
                     routes.push(r);
                 }
             }
-            Some(v) => {
-                while let Some(r) = seq.next_element::<BorrowedRoute>()? {
-                    v.route(&r.fields());
-                }
-            }
+            Some(v) => while seq.next_element_seed(RouteSeed(v))?.is_some() {},
         }
         Ok(routes)
     }
 }
 
-/// [`RouteSpec`] with its strings borrowed from the input when possible:
-/// same fields in the same order, so it accepts exactly the same JSON.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct BorrowedRoute<'a> {
-    #[serde(default, borrow, deserialize_with = "text")]
-    dst: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "text")]
-    gw: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "text")]
-    src: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "text")]
-    dev: Option<Cow<'a, str>>,
-    #[serde(default)]
-    onlink: Option<bool>,
-    #[serde(default, borrow, deserialize_with = "text")]
-    scope: Option<Cow<'a, str>>,
-    /// Parsed only so that a malformed one is refused as serde would.
-    #[serde(default)]
-    #[allow(dead_code)]
-    target_ref: Option<ObjectReference>,
+/// One route, validated and dropped: the fields of [`RouteSpec`] with the
+/// same names, types and rules (absent or `null` is `None`, a repeated
+/// field is an error, unknown fields are ignored), strings borrowed from
+/// the input when they have no escapes.
+struct RouteSeed<'v>(&'v mut Validator);
+
+impl<'de> DeserializeSeed<'de> for RouteSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RouteSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("struct RouteSpec")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut dst = None;
+        let mut gw = None;
+        let mut src = None;
+        let mut dev = None;
+        let mut onlink = None;
+        let mut scope = None;
+        let mut target_ref = None;
+        while let Some(Key(key)) = map.next_key()? {
+            match &*key {
+                "dst" => once(&mut dst, "dst", text, &mut map)?,
+                "gw" => once(&mut gw, "gw", text, &mut map)?,
+                "src" => once(&mut src, "src", text, &mut map)?,
+                "dev" => once(&mut dev, "dev", text, &mut map)?,
+                "onlink" => once(
+                    &mut onlink,
+                    "onlink",
+                    |m| m.next_value::<Option<bool>>(),
+                    &mut map,
+                )?,
+                "scope" => once(&mut scope, "scope", text, &mut map)?,
+                // Parsed only so that a malformed one is refused as serde
+                // would.
+                "targetRef" => once(
+                    &mut target_ref,
+                    "targetRef",
+                    |m| m.next_value::<Option<ObjectReference>>(),
+                    &mut map,
+                )?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let fields = RouteFields {
+            dst: borrow(&dst),
+            gw: borrow(&gw),
+            src: borrow(&src),
+            dev: borrow(&dev),
+            onlink: onlink.flatten(),
+            scope: borrow(&scope),
+        };
+        self.0.route(&fields);
+        Ok(())
+    }
+}
+
+fn borrow<'a>(field: &'a Option<Option<Cow<'_, str>>>) -> Option<&'a str> {
+    field.as_ref().and_then(|v| v.as_deref())
 }
 
 /// An optional string, borrowed when it has no escapes (serde's own
 /// `Option<Cow<str>>` always copies).
-fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
-    Ok(Option::<Key<'de>>::deserialize(d)?.map(|k| k.0))
+fn text<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Cow<'de, str>>, A::Error> {
+    Ok(map.next_value::<Option<Key<'de>>>()?.map(|k| k.0))
 }
-
-impl BorrowedRoute<'_> {
-    fn fields(&self) -> RouteFields<'_> {
-        RouteFields {
-            dst: self.dst.as_deref(),
-            gw: self.gw.as_deref(),
-            src: self.src.as_deref(),
-            dev: self.dev.as_deref(),
-            onlink: self.onlink,
-            scope: self.scope.as_deref(),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests;

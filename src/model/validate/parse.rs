@@ -7,10 +7,15 @@ use std::net::{IpAddr, Ipv4Addr};
 
 /// `s` as a network, exactly as `s.parse::<IpNet>()` would read it.
 pub(super) fn parse_net(s: &str) -> Option<IpNet> {
-    if let Some((addr, len)) = s.split_once('/') {
-        if let (Some(a), Some(l)) = (ipv4(addr), decimal(len)) {
-            if l <= 32 {
-                return Ipv4Net::new(a, l as u8).ok().map(IpNet::V4);
+    let b = s.as_bytes();
+    if let Some((octets, i)) = dotted(b) {
+        if b.get(i) == Some(&b'/') {
+            if let Some((len, end)) = number(b, i + 1) {
+                if end == b.len() && len <= 32 {
+                    return Ipv4Net::new(Ipv4Addr::from(octets), len as u8)
+                        .ok()
+                        .map(IpNet::V4);
+                }
             }
         }
     }
@@ -19,35 +24,63 @@ pub(super) fn parse_net(s: &str) -> Option<IpNet> {
 
 /// `s` as an address, exactly as `s.parse::<IpAddr>()` would read it.
 pub(super) fn parse_ip(s: &str) -> Option<IpAddr> {
-    match ipv4(s) {
-        Some(a) => Some(IpAddr::V4(a)),
-        None => s.parse().ok(),
+    match dotted(s.as_bytes()) {
+        Some((octets, end)) if end == s.len() => Some(IpAddr::V4(Ipv4Addr::from(octets))),
+        _ => s.parse().ok(),
     }
 }
 
-/// Four canonical decimal octets; `None` for anything else (which the
-/// callers hand to the full parsers).
-fn ipv4(s: &str) -> Option<Ipv4Addr> {
+/// Whether `net` has bits set past its prefix (what `trunc` clears).
+pub(super) fn has_host_bits(net: &IpNet) -> bool {
+    match net {
+        IpNet::V4(n) => {
+            let host = u32::MAX.checked_shr(u32::from(n.prefix_len())).unwrap_or(0);
+            n.addr().to_bits() & host != 0
+        }
+        IpNet::V6(_) => net.trunc() != *net,
+    }
+}
+
+/// Four canonical decimal octets at the start of `b`, and the index after
+/// them; `None` for anything else (which the callers hand to the full
+/// parsers). Plain index loops: this runs twice per route.
+fn dotted(b: &[u8]) -> Option<([u8; 4], usize)> {
     let mut octets = [0u8; 4];
-    let mut parts = s.split('.');
-    for o in &mut octets {
-        *o = u8::try_from(decimal(parts.next()?)?).ok()?;
+    let mut i = 0;
+    for (k, o) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let (n, end) = number(b, i)?;
+        if n > 255 {
+            return None;
+        }
+        *o = n as u8;
+        i = end;
     }
-    match parts.next() {
-        None => Some(Ipv4Addr::from(octets)),
-        Some(_) => None,
-    }
+    Some((octets, i))
 }
 
-/// One to three ASCII digits without a leading zero (or just `0`).
-fn decimal(s: &str) -> Option<u32> {
-    let b = s.as_bytes();
-    if b.is_empty() || b.len() > 3 || (b.len() > 1 && b[0] == b'0') {
+/// One to three ASCII digits without a leading zero (or just `0`) at
+/// `b[start..]`, and the index after them.
+fn number(b: &[u8], start: usize) -> Option<(u32, usize)> {
+    let mut n = 0u32;
+    let mut i = start;
+    while i < b.len() && b[i].is_ascii_digit() {
+        if i - start == 3 {
+            return None;
+        }
+        n = n * 10 + u32::from(b[i] - b'0');
+        i += 1;
+    }
+    let digits = i - start;
+    if digits == 0 || (digits > 1 && b[start] == b'0') {
         return None;
     }
-    b.iter().try_fold(0u32, |n, &c| {
-        c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-    })
+    Some((n, i))
 }
 
 #[cfg(test)]
