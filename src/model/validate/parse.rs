@@ -66,6 +66,7 @@ fn dotted(b: &[u8]) -> Option<([u8; 4], usize)> {
 
 /// One to three ASCII digits without a leading zero (or just `0`) at
 /// `b[start..]`, and the index after them.
+#[inline(always)]
 fn number(b: &[u8], start: usize) -> Option<(u32, usize)> {
     let mut n = 0u32;
     let mut i = start;
