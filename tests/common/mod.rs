@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod kube;
 pub mod netns;
 
 use std::path::{Path, PathBuf};
@@ -10,7 +11,13 @@ use std::path::{Path, PathBuf};
 /// `ROUTECFG_SHARED` environment variable overrides the search.
 pub fn shared_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("ROUTECFG_SHARED") {
-        return PathBuf::from(dir);
+        let dir = PathBuf::from(dir);
+        assert!(
+            dir.is_dir(),
+            "ROUTECFG_SHARED={} is not a directory",
+            dir.display()
+        );
+        return dir;
     }
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest
