@@ -137,7 +137,7 @@ if [ "$(id -u)" -eq 0 ]; then
 else
     run_in_root() { unshare --user --map-root-user chroot "$EMPTY_ROOT" /routecfg $CHECK_ARGS; }
 fi
-log "empty root: $(ls -A "$EMPTY_ROOT" | tr '\n' ' ')"
+log "empty root holds: $(cd "$EMPTY_ROOT" && find . -mindepth 1 | tr '\n' ' ')"
 if ! out=$(RUST_LOG=info run_in_root); then
     die "'routecfg $CHECK_ARGS' failed in an empty root (output: $out)"
 fi
