@@ -254,11 +254,12 @@ impl Agent {
                     }
                 }
                 Event::RouteAdded { table } | Event::RuleAdded { table } => {
-                    // Ours or someone else's: a managed table only holds what
-                    // we say, and a new route elsewhere may make a pending
-                    // gateway reachable.
+                    // Someone else's (our own events are filtered out): a
+                    // managed table only holds what we say, and a new route
+                    // elsewhere may make a pending gateway reachable.
                     if self.managed(table) {
                         self.dirty.insert(table);
+                        self.kernel_triggered = true;
                         self.schedule();
                     }
                     if !self.pending.is_empty() {
