@@ -315,7 +315,7 @@ impl Agent {
                 report.changes
             );
         }
-        self.record(&report, &scope.removed);
+        self.record(&report, &scope);
         // Routes we just added may make a pending gateway reachable; our own
         // changes raise no events, so look again at pending tables.
         if report.changes > 0 {
@@ -338,7 +338,8 @@ impl Agent {
         }
     }
 
-    fn record(&mut self, report: &Report, removed: &BTreeSet<u32>) {
+    fn record(&mut self, report: &Report, scope: &Scope) {
+        let removed = &scope.removed;
         for t in &report.tables {
             if t.name.is_empty() {
                 if t.errors.is_empty() {
@@ -358,6 +359,13 @@ impl Agent {
                     t.id,
                     t.changes
                 );
+            }
+            // The report has an entry for every desired table, but only
+            // the tables in scope had their routes compared: an entry for
+            // any other says nothing about it (an empty one would turn a
+            // pending table into an applied one), so keep what we knew.
+            if scope.tables.as_ref().is_some_and(|s| !s.contains(&t.id)) {
+                continue;
             }
             if !t.errors.is_empty() {
                 self.metrics.error("kernel");
