@@ -56,6 +56,8 @@ struct Agent {
     reported: BTreeMap<String, Outcome>,
     /// Last apply result per table, for status and `/status`.
     tables: BTreeMap<u32, TableReport>,
+    /// Tables not fully applied (pending or refused routes), tried again
+    /// when links or other writers' routes change.
     pending: BTreeSet<u32>,
     dirty: BTreeSet<u32>,
     removed: BTreeSet<u32>,
@@ -370,7 +372,10 @@ impl Agent {
             if !t.errors.is_empty() {
                 self.metrics.error("kernel");
             }
-            if t.pending.is_empty() {
+            // Retried on link and route events: a route refused because its
+            // link is down (ENETDOWN) lands in `errors`, not `pending`, and
+            // must be tried again when the link comes up.
+            if t.applied() {
                 self.pending.remove(&t.id);
             } else {
                 self.pending.insert(t.id);
