@@ -34,6 +34,9 @@ pub const CONVERGE: Duration = Duration::from_secs(20);
 /// 30 s between attempts.
 pub const RECONNECT: Duration = Duration::from_secs(75);
 
+/// routecfg's own debug lines, without the HTTP and TLS libraries' chatter.
+pub const LOG_FILTER: &str = "debug,ureq=info,ureq_proto=info,rustls=info";
+
 pub const CATEGORY: &str = "networking.liqo.io/route-category";
 pub const SUBCATEGORY: &str = "networking.liqo.io/route-subcategory";
 pub const UNIQUE: &str = "networking.liqo.io/route-unique";
@@ -257,7 +260,8 @@ pub fn wait_for<T>(
 }
 
 /// A scratch directory for agent logs and rt_tables files; kept (and its
-/// path printed) when the test fails, removed otherwise.
+/// path printed) when the test fails or `ROUTECFG_E2E_KEEP` is set, removed
+/// otherwise.
 pub struct Scratch(PathBuf);
 
 impl Scratch {
@@ -279,7 +283,7 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("ROUTECFG_E2E_KEEP").is_some() {
             eprintln!("keeping {} for inspection", self.0.display());
         } else {
             let _ = fs::remove_dir_all(&self.0);
@@ -353,7 +357,7 @@ impl Agent {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.netns, ROUTECFG])
             .args(&self.argv)
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", LOG_FILTER)
             .env_remove("KUBERNETES_SERVICE_HOST")
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())
@@ -577,7 +581,7 @@ pub fn run_once(netns: &str, args: &[&str], env: &[(&str, &str)], home: &Path) -
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", netns, ROUTECFG, "once"])
         .args(args)
-        .env("RUST_LOG", "debug")
+        .env("RUST_LOG", LOG_FILTER)
         .env("HOME", home)
         .env_remove("KUBECONFIG")
         .env_remove("KUBERNETES_SERVICE_HOST")
@@ -591,11 +595,20 @@ pub fn run_once(netns: &str, args: &[&str], env: &[(&str, &str)], home: &Path) -
         .unwrap_or_else(|e| panic!("running routecfg once in {netns}: {e}"))
 }
 
-/// A node namespace with a dummy link `dummy0` holding 10.90.0.1/24, so
-/// gateways in 10.90.0.0/24 are reachable for the kernel.
+/// Creates link `name` in `ns`, administratively down, the way a CNI or a
+/// tunnel would show up: a veth whose peer (already up, in the same
+/// namespace) stands in for the far end. (This kernel has no dummy links.)
+pub fn add_link(ns: &Netns, name: &str) {
+    let peer = format!("peer{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    ns.ip(&["link", "add", name, "type", "veth", "peer", "name", &peer]);
+    ns.ip(&["link", "set", &peer, "up"]);
+}
+
+/// A node namespace with a link `dummy0` holding 10.90.0.1/24, so gateways
+/// in 10.90.0.0/24 are reachable for the kernel.
 pub fn dummy_node(tag: &str) -> Netns {
     let ns = Netns::new(tag);
-    ns.ip_line("link add dummy0 type dummy");
+    add_link(&ns, "dummy0");
     ns.ip_line("addr add 10.90.0.1/24 dev dummy0");
     ns.ip_line("link set dummy0 up");
     ns
