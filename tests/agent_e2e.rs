@@ -743,8 +743,11 @@ fn api_outage_keeps_the_kernel_and_converges_after() {
         specs[0].check(&ns)
     });
 
-    // 2. It comes back; objects change at once, before the agent's backoff
-    // has let it reconnect.
+    // 2. It comes back and objects change before the agent can reconnect:
+    // the agent's link to the API is down meanwhile, so its reconnect
+    // attempts (paced by its backoff) all fail until the changes are made.
+    let link = api_link(&ns, &ips[0]);
+    ns.ip_line(&format!("link set {link} down"));
     env.start_apiserver();
     json_patch(
         &env,
@@ -755,6 +758,7 @@ fn api_outage_keeps_the_kernel_and_converges_after() {
                 "value": {"dst": "10.84.0.0/16", "routes": [{"dst": "10.84.0.0/16", "gw": "10.90.0.4"}]}}]),
     );
     delete(&env, "liqo", "gone");
+    ns.ip_line(&format!("link set {link} up"));
     wait_for("convergence after the outage", RECONNECT, || {
         applied(&env, &["liqo/keep", "liqo/change"])?;
         check_absent(&ns, table_id("gone"))
@@ -764,8 +768,9 @@ fn api_outage_keeps_the_kernel_and_converges_after() {
     });
 
     // 3. The agent is cut off from the API (its link is down) while
-    // objects change and go; it catches up once it is reachable again.
-    let link = api_link(&ns, &ips[0]);
+    // objects change and go, without the API server going away: its watch
+    // connection stays open and must deliver the changes once the link is
+    // back.
     ns.ip_line(&format!("link set {link} down"));
     json_patch(
         &env,
