@@ -925,6 +925,7 @@ fn deploy_rbac_with_in_cluster_config_is_enough_and_needed() {
             Ok((out, text))
         }
     });
+    eprintln!("once without the binding: {text}");
     assert_eq!(out.status.code(), Some(2), "{text}");
     let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
     assert!(
