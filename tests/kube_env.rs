@@ -54,7 +54,10 @@ fn upstream_crd_and_rome_gateway_fixtures_round_trip() {
         &format!("crd/{CRD_NAME}"),
     ]);
     env.kubectl_ok(&["create", "namespace", "liqo"]);
-    env.kubectl_ok(&["create", "namespace", "liqo-tenant-milan"]);
+    env.kubectl_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: liqo-tenant-milan\n",
+    );
     env.kubectl_ok(&["apply", "-f", &gateway.display().to_string()]);
 
     let listed: Value =

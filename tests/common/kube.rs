@@ -305,8 +305,14 @@ impl KubeEnv {
             "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount".into(),
         ];
         let bin = self.apiserver_bin.display().to_string();
+        let started = Instant::now();
         self.apiserver = Some(self.spawn_in_netns(&bin, &args, log));
         self.wait_ready();
+        eprintln!(
+            "KubeEnv {}: kube-apiserver ready in {:.1} s",
+            self.netns,
+            started.elapsed().as_secs_f64()
+        );
     }
 
     /// An API outage and recovery, as an agent sees one.
