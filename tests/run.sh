@@ -28,8 +28,11 @@ step "kube-apiserver + etcd for end-to-end tests"
 .ci/setup-kube.sh
 
 step "static musl binary and scratch image"
-deploy/build-static.sh
+ROUTECFG_CHECK_EXPECT=$'576843759\tmilan' deploy/build-static.sh
 deploy/build-image.sh
+
+step "manifests against a real kube-apiserver"
+deploy/validate-manifests.sh
 
 step "format and lint"
 cargo fmt --all -- --check
