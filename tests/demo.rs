@@ -337,3 +337,15 @@ fn demo_without_a_way_to_a_namespace_exits_2_saying_what_it_needs() {
     remove_dir(&dir);
     assert_says_what_it_needs(&out);
 }
+
+#[test]
+fn crd_prints_the_embedded_manifest() {
+    // No root needed: `crd` only prints.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/static/crd.yaml");
+    let file = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    let out = run(Command::new(BIN).arg("crd"));
+    assert!(out.status.success(), "crd failed: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim_end(), file.trim_end());
+    let out = run(Command::new(BIN).args(["crd", "extra"]));
+    assert_eq!(out.status.code(), Some(2), "crd must refuse arguments");
+}

@@ -13,6 +13,8 @@ use crate::model::desired::{self, Desired};
 use crate::routing::{DEFAULT_PROTOCOL, Rule};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
 
 const FLAGS: &[Spec] = &[
     Spec {
@@ -175,12 +177,22 @@ pub fn demo(argv: &[String]) -> i32 {
             .chain(desired.failures.iter().map(|f| f.to_string()))
             .collect(),
     };
-    match output {
+    let report = match output {
         Output::Json => match serde_json::to_string_pretty(&out) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => s + "\n",
             Err(e) => return super::fatal(&format!("cannot encode the result: {e}")),
         },
-        Output::Text => print_text(&out),
+        Output::Text => text_report(&out),
+    };
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(report.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        // A reader that stopped early (`| head`) is not our failure.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return super::fatal(&format!("writing the report: {e}"));
+        }
     }
     if out.ok { 0 } else { 1 }
 }
@@ -268,15 +280,24 @@ fn lookup_out(answer: &Answer, names: &BTreeMap<u32, String>) -> LookupOut {
     }
 }
 
-fn print_text(out: &DemoOut) {
-    println!("routecfg demo: the Rome gateway of the Liqo RouteConfiguration docs");
-    println!(
+/// The text report; built whole so a closed pipe (`| head`) costs one
+/// failed write instead of a panic in `println!`.
+fn text_report(out: &DemoOut) -> String {
+    // Writing to a String cannot fail: the `let _ =` below drop nothing.
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "routecfg demo: the Rome gateway of the Liqo RouteConfiguration docs"
+    );
+    let _ = writeln!(
+        s,
         "in a {}: the host is untouched, and all of it vanishes on exit.",
         out.namespace
     );
-    println!();
+    s.push('\n');
     for (i, l) in out.links.iter().enumerate() {
-        println!(
+        let _ = writeln!(
+            s,
             "{:<7} {:<16} {:<16} {}",
             if i == 0 { "links:" } else { "" },
             l.name,
@@ -285,47 +306,55 @@ fn print_text(out: &DemoOut) {
         );
     }
     for w in &out.warnings {
-        println!("warning: {w}");
+        let _ = writeln!(s, "warning: {w}");
     }
-    println!();
-    println!(
+    s.push('\n');
+    let _ = writeln!(
+        s,
         "applied {} RouteConfigurations (built in, as in the docs): {} kernel changes.",
         out.objects, out.changes
     );
-    println!(
+    let _ = writeln!(
+        s,
         "The kernel now holds (as `ip rule` / `ip route show table T` print it; all proto {}):",
         out.protocol
     );
     for t in &out.tables {
-        println!();
+        s.push('\n');
         // Most objects are named after their table: then the namespace
         // says all, and the line stays short.
         let object = match t.object.split_once('/') {
             Some((ns, name)) if name == t.name => format!("namespace {ns}"),
             _ => format!("object {}", t.object),
         };
-        println!(
+        let _ = writeln!(
+            s,
             "table {} ({}): {} changes, {object}",
             t.name, t.id, t.changes
         );
         for line in t.rules.iter().chain(&t.routes) {
-            println!("  {line}");
+            let _ = writeln!(s, "  {line}");
         }
         for p in &t.pending {
-            println!("  pending: {p}");
+            let _ = writeln!(s, "  pending: {p}");
         }
         for e in &t.errors {
-            println!("  error: {e}");
+            let _ = writeln!(s, "  error: {e}");
         }
     }
-    println!();
-    println!("What traffic takes (the kernel's answers to `ip route get`):");
+    s.push('\n');
+    let _ = writeln!(
+        s,
+        "What traffic takes (the kernel's answers to `ip route get`):"
+    );
     for l in &out.lookups {
-        println!("  {}", l.label);
-        println!("    {}", l.answer);
+        let _ = writeln!(s, "  {}", l.label);
+        let _ = writeln!(s, "    {}", l.answer);
     }
-    println!();
-    println!(
+    s.push('\n');
+    let _ = writeln!(
+        s,
         "Next: `routecfg apply -f DIR` applies your own objects to this host; `routecfg run` follows a cluster."
     );
+    s
 }

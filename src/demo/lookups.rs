@@ -119,7 +119,8 @@ pub fn render(answer: &Answer, names: &impl Fn(u32) -> String) -> String {
     let q = &answer.query;
     let got = match &answer.result {
         Ok(got) => got,
-        Err(e) => return format!("{}: {e}", q.words()),
+        // The kernel error already names the query in `ip` words.
+        Err(e) => return e.clone(),
     };
     let mut s = q.dst.to_string();
     if let Some(src) = q.src {
@@ -170,11 +171,11 @@ mod tests {
         );
         let refused = Answer {
             query: queries().remove(4),
-            result: Err("EHOSTUNREACH".into()),
+            result: Err("route get 10.70.0.0 mark 0x2: EHOSTUNREACH".into()),
         };
         assert_eq!(
             render(&refused, &names),
-            "10.70.0.0 from 10.61.0.5 iif liqo-tunnel mark 0x2: EHOSTUNREACH"
+            "route get 10.70.0.0 mark 0x2: EHOSTUNREACH"
         );
     }
 }
