@@ -62,7 +62,12 @@ impl Ns {
                 // setns only changes this (test-owned) thread's network
                 // namespace and keeps no reference to memory of ours.
                 let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns into {path}: {}", std::io::Error::last_os_error());
+                assert_eq!(
+                    rc,
+                    0,
+                    "setns into {path}: {}",
+                    std::io::Error::last_os_error()
+                );
                 body()
             })
             .join()
@@ -95,7 +100,9 @@ impl Ns {
 
 impl Drop for Ns {
     fn drop(&mut self) {
-        let out = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let out = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
         if !matches!(&out, Ok(o) if o.status.success()) {
             eprintln!("warning: could not delete namespace {}: {out:?}", self.name);
         }
@@ -156,14 +163,21 @@ fn all_ok(results: &[Result<(), KernelError>]) {
         .iter()
         .filter_map(|r| r.as_ref().err().map(ToString::to_string))
         .collect();
-    assert!(failed.is_empty(), "{} ops failed, first: {:?}", failed.len(), failed.first());
+    assert!(
+        failed.is_empty(),
+        "{} ops failed, first: {:?}",
+        failed.len(),
+        failed.first()
+    );
 }
 
 /// veth a0 <-> b0, both up; a0 has 10.1.0.1/24 and fd01::1/64.
 fn veth_pair(nl: &mut Netlink) {
     nl.create_veth("a0", "b0").expect("create veth");
-    nl.add_address("a0", net("10.1.0.1/24")).expect("add v4 address");
-    nl.add_address("a0", net("fd01::1/64")).expect("add v6 address");
+    nl.add_address("a0", net("10.1.0.1/24"))
+        .expect("add v4 address");
+    nl.add_address("a0", net("fd01::1/64"))
+        .expect("add v6 address");
     nl.set_up("a0").expect("a0 up");
     nl.set_up("b0").expect("b0 up");
 }
@@ -179,7 +193,11 @@ fn wait_for(mon: &mut Monitor, seen: &mut Vec<Event>, want: impl Fn(&Event) -> b
         if Instant::now() > deadline {
             return false;
         }
-        let mut pfd = libc::pollfd { fd: mon.fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: mon.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: `pfd` is a valid pollfd for the duration of the call and
         // we pass a count of exactly one.
         unsafe { libc::poll(&mut pfd, 1, 200) };
@@ -203,9 +221,15 @@ fn veth_addresses_and_up() {
         // Creating it again is an error the caller sees.
         let again = nl.create_veth("a0", "b0").expect_err("veth exists");
         assert_eq!(again.errno, Some(libc::EEXIST));
-        assert!(again.to_string().contains("link add a0 type veth peer name b0"), "{again}");
+        assert!(
+            again
+                .to_string()
+                .contains("link add a0 type veth peer name b0"),
+            "{again}"
+        );
         // An address already present is fine.
-        nl.add_address("a0", net("10.1.0.1/24")).expect("address again");
+        nl.add_address("a0", net("10.1.0.1/24"))
+            .expect("address again");
         // Helpers on a missing link fail without asking the kernel.
         let missing = nl.set_up("nope").expect_err("no such link");
         assert_eq!(missing.kind, ErrorKind::LinkNotFound);
@@ -248,7 +272,11 @@ fn route_dump_round_trips() {
     let table = 210_412_509; // above 255: lives in RTA_TABLE only
     let wanted = vec![
         // scope link, device only
-        Route { dev: Some("a0".into()), scope: Scope::Link, ..route(table, "10.2.0.0/24") },
+        Route {
+            dev: Some("a0".into()),
+            scope: Scope::Link,
+            ..route(table, "10.2.0.0/24")
+        },
         // onlink: gateway outside every connected subnet
         Route {
             gateway: Some(ip("192.168.50.1")),
@@ -265,7 +293,11 @@ fn route_dump_round_trips() {
             ..route(table, "10.4.0.1/32")
         },
         // default route of the table
-        Route { gateway: Some(ip("10.1.0.2")), dev: Some("a0".into()), ..route(table, "0.0.0.0/0") },
+        Route {
+            gateway: Some(ip("10.1.0.2")),
+            dev: Some("a0".into()),
+            ..route(table, "0.0.0.0/0")
+        },
         // IPv6 via gateway (IPv6 routes always carry a metric, 1024 by default)
         Route {
             gateway: Some(ip("fd01::2")),
@@ -274,10 +306,21 @@ fn route_dump_round_trips() {
             ..route(table, "fd10::/64")
         },
         // IPv6 device only, explicit metric
-        Route { dev: Some("a0".into()), metric: Some(7), ..route(table, "fd11::/48") },
+        Route {
+            dev: Some("a0".into()),
+            metric: Some(7),
+            ..route(table, "fd11::/48")
+        },
     ];
-    let foreign_protocol = Route { protocol: 3, dev: Some("a0".into()), ..route(table, "10.9.0.0/16") };
-    let other_table = Route { dev: Some("a0".into()), ..route(table + 1, "10.2.0.0/24") };
+    let foreign_protocol = Route {
+        protocol: 3,
+        dev: Some("a0".into()),
+        ..route(table, "10.9.0.0/16")
+    };
+    let other_table = Route {
+        dev: Some("a0".into()),
+        ..route(table + 1, "10.2.0.0/24")
+    };
 
     ns.run(|| {
         let mut nl = Netlink::open().expect("open");
@@ -288,35 +331,69 @@ fn route_dump_round_trips() {
         all_ok(&nl.execute(&ops));
 
         let got = nl
-            .dump_routes(RouteFilter { table: Some(table), protocol: Some(DEFAULT_PROTOCOL) })
+            .dump_routes(RouteFilter {
+                table: Some(table),
+                protocol: Some(DEFAULT_PROTOCOL),
+            })
             .expect("dump");
         let got: BTreeSet<Route> = got.into_iter().collect();
         let want: BTreeSet<Route> = wanted.iter().cloned().collect();
         assert_eq!(got, want);
 
-        let whole = nl.dump_routes(RouteFilter { table: Some(table), protocol: None }).expect("dump table");
+        let whole = nl
+            .dump_routes(RouteFilter {
+                table: Some(table),
+                protocol: None,
+            })
+            .expect("dump table");
         assert_eq!(whole.len(), wanted.len() + 1);
         assert!(whole.contains(&foreign_protocol));
 
-        let by_proto = nl.dump_routes(RouteFilter { table: None, protocol: Some(DEFAULT_PROTOCOL) }).expect("dump");
+        let by_proto = nl
+            .dump_routes(RouteFilter {
+                table: None,
+                protocol: Some(DEFAULT_PROTOCOL),
+            })
+            .expect("dump");
         assert!(by_proto.contains(&other_table));
         assert!(by_proto.iter().all(|r| r.protocol == DEFAULT_PROTOCOL));
         // The main table's kernel routes are neither ours nor unicast-local.
         assert!(by_proto.iter().all(|r| r.table != 254));
 
         // A table that never existed is empty, not an error.
-        let none = nl.dump_routes(RouteFilter { table: Some(4_000_000_000), protocol: None }).expect("dump");
+        let none = nl
+            .dump_routes(RouteFilter {
+                table: Some(4_000_000_000),
+                protocol: None,
+            })
+            .expect("dump");
         assert!(none.is_empty(), "{none:?}");
 
         // The main table holds only unicast routes in a dump (no local/broadcast).
-        let main = nl.dump_routes(RouteFilter { table: Some(254), protocol: None }).expect("main");
-        assert!(main.iter().any(|r| r.dst == net("10.1.0.0/24") && r.scope == Scope::Link));
-        assert!(main.iter().all(|r| r.dst != net("10.1.0.1/32")), "local route leaked: {main:?}");
+        let main = nl
+            .dump_routes(RouteFilter {
+                table: Some(254),
+                protocol: None,
+            })
+            .expect("main");
+        assert!(
+            main.iter()
+                .any(|r| r.dst == net("10.1.0.0/24") && r.scope == Scope::Link)
+        );
+        assert!(
+            main.iter().all(|r| r.dst != net("10.1.0.1/32")),
+            "local route leaked: {main:?}"
+        );
 
         // Deleting exactly what the dump returned works (scope link included).
         let dels: Vec<Op> = want.iter().cloned().map(Op::DelRoute).collect();
         all_ok(&nl.execute(&dels));
-        let left = nl.dump_routes(RouteFilter { table: Some(table), protocol: None }).expect("dump");
+        let left = nl
+            .dump_routes(RouteFilter {
+                table: Some(table),
+                protocol: None,
+            })
+            .expect("dump");
         assert_eq!(left, vec![foreign_protocol.clone()]);
     });
     assert_eq!(ns.count_routes("-4", table), 1);
@@ -334,12 +411,33 @@ fn rules_round_trip_and_eexist_is_present() {
             dst: Some(net("10.20.0.0/16")),
             ..rule(Family::V4, table)
         },
-        Rule { priority: Some(101), iif: Some("a0".into()), ..rule(Family::V4, table) },
-        Rule { priority: Some(102), oif: Some("b0".into()), fwmark: Some(0x42), ..rule(Family::V4, table) },
+        Rule {
+            priority: Some(101),
+            iif: Some("a0".into()),
+            ..rule(Family::V4, table)
+        },
+        Rule {
+            priority: Some(102),
+            oif: Some("b0".into()),
+            fwmark: Some(0x42),
+            ..rule(Family::V4, table)
+        },
         // interfaces that do not exist (yet) are fine for rules
-        Rule { priority: Some(103), iif: Some("liqo.nope".into()), ..rule(Family::V4, table) },
-        Rule { priority: Some(104), src: Some(net("fd20::/64")), ..rule(Family::V6, table) },
-        Rule { priority: Some(105), fwmark: Some(7), ..rule(Family::V6, table + 1) },
+        Rule {
+            priority: Some(103),
+            iif: Some("liqo.nope".into()),
+            ..rule(Family::V4, table)
+        },
+        Rule {
+            priority: Some(104),
+            src: Some(net("fd20::/64")),
+            ..rule(Family::V6, table)
+        },
+        Rule {
+            priority: Some(105),
+            fwmark: Some(7),
+            ..rule(Family::V6, table + 1)
+        },
     ];
     ns.run(|| {
         let mut nl = Netlink::open().expect("open");
@@ -361,7 +459,9 @@ fn rules_round_trip_and_eexist_is_present() {
             (Family::V6, 32766, 254),
         ] {
             assert!(
-                rules.iter().any(|r| r.family == family && r.priority == Some(prio) && r.table == t),
+                rules
+                    .iter()
+                    .any(|r| r.family == family && r.priority == Some(prio) && r.table == t),
                 "default rule {family} {prio} lookup {t} missing from {rules:?}"
             );
         }
@@ -381,18 +481,31 @@ fn rules_round_trip_and_eexist_is_present() {
 fn rule_without_priority_gets_one_from_the_kernel() {
     let ns = Ns::new();
     let table = 3000;
-    let r = Rule { src: Some(net("10.30.0.0/16")), ..rule(Family::V4, table) };
+    let r = Rule {
+        src: Some(net("10.30.0.0/16")),
+        ..rule(Family::V4, table)
+    };
     ns.run(|| {
         let mut nl = Netlink::open().expect("open");
         all_ok(&nl.execute(&[Op::AddRule(r.clone())]));
-        let got: Vec<Rule> = nl.dump_rules().expect("dump").into_iter().filter(|x| x.table == table).collect();
+        let got: Vec<Rule> = nl
+            .dump_rules()
+            .expect("dump")
+            .into_iter()
+            .filter(|x| x.table == table)
+            .collect();
         assert_eq!(got.len(), 1, "{got:?}");
         let p = got[0].priority.expect("dumped rules carry their priority");
         assert!(p > 0 && p < 32766, "kernel-picked priority {p}");
         assert_eq!(got[0].selector(), r.selector());
         // Deleting the dumped rule (with its priority) removes it.
         all_ok(&nl.execute(&[Op::DelRule(got[0].clone())]));
-        assert!(nl.dump_rules().expect("dump").iter().all(|x| x.table != table));
+        assert!(
+            nl.dump_rules()
+                .expect("dump")
+                .iter()
+                .all(|x| x.table != table)
+        );
     });
 }
 
@@ -404,14 +517,29 @@ fn deleting_what_is_missing_is_ok() {
         veth_pair(&mut nl);
         let ops = vec![
             // table never created
-            Op::DelRoute(Route { dev: Some("a0".into()), ..route(7777, "10.50.0.0/24") }),
+            Op::DelRoute(Route {
+                dev: Some("a0".into()),
+                ..route(7777, "10.50.0.0/24")
+            }),
             // table exists, route does not
-            Op::ReplaceRoute(Route { dev: Some("a0".into()), ..route(7778, "10.51.0.0/24") }),
-            Op::DelRoute(Route { dev: Some("a0".into()), ..route(7778, "10.52.0.0/24") }),
+            Op::ReplaceRoute(Route {
+                dev: Some("a0".into()),
+                ..route(7778, "10.51.0.0/24")
+            }),
+            Op::DelRoute(Route {
+                dev: Some("a0".into()),
+                ..route(7778, "10.52.0.0/24")
+            }),
             Op::DelRoute(route(7778, "fd52::/64")),
             // device gone: its routes are gone too
-            Op::DelRoute(Route { dev: Some("gone0".into()), ..route(7778, "10.53.0.0/24") }),
-            Op::DelRule(Rule { priority: Some(555), ..rule(Family::V4, 7777) }),
+            Op::DelRoute(Route {
+                dev: Some("gone0".into()),
+                ..route(7778, "10.53.0.0/24")
+            }),
+            Op::DelRule(Rule {
+                priority: Some(555),
+                ..rule(Family::V4, 7777)
+            }),
             Op::DelRule(rule(Family::V6, 7777)),
         ];
         all_ok(&nl.execute(&ops));
@@ -425,10 +553,25 @@ fn pending_errors_are_per_op() {
     ns.run(|| {
         let mut nl = Netlink::open().expect("open");
         veth_pair(&mut nl);
-        let unreachable = Route { gateway: Some(ip("192.168.99.1")), ..route(table, "10.60.0.1/32") };
-        let no_link = Route { gateway: Some(ip("10.1.0.2")), dev: Some("liqo.x".into()), ..route(table, "10.60.0.2/32") };
-        let fine = Route { gateway: Some(ip("10.1.0.2")), dev: Some("a0".into()), ..route(table, "10.60.0.3/32") };
-        let invalid = Route { prefsrc: Some(ip("10.99.99.99")), dev: Some("a0".into()), ..route(table, "10.60.0.4/32") };
+        let unreachable = Route {
+            gateway: Some(ip("192.168.99.1")),
+            ..route(table, "10.60.0.1/32")
+        };
+        let no_link = Route {
+            gateway: Some(ip("10.1.0.2")),
+            dev: Some("liqo.x".into()),
+            ..route(table, "10.60.0.2/32")
+        };
+        let fine = Route {
+            gateway: Some(ip("10.1.0.2")),
+            dev: Some("a0".into()),
+            ..route(table, "10.60.0.3/32")
+        };
+        let invalid = Route {
+            prefsrc: Some(ip("10.99.99.99")),
+            dev: Some("a0".into()),
+            ..route(table, "10.60.0.4/32")
+        };
         let ops = vec![
             Op::ReplaceRoute(unreachable),
             Op::ReplaceRoute(no_link),
@@ -442,7 +585,8 @@ fn pending_errors_are_per_op() {
         assert_eq!(e.errno_name(), "ENETUNREACH", "{e}");
         assert!(e.is_pending());
         assert!(
-            e.to_string().starts_with("route 10.60.0.1/32 via 192.168.99.1 table 4242: ENETUNREACH"),
+            e.to_string()
+                .starts_with("route 10.60.0.1/32 via 192.168.99.1 table 4242: ENETUNREACH"),
             "{e}"
         );
 
@@ -457,13 +601,22 @@ fn pending_errors_are_per_op() {
         assert_eq!(e.errno, Some(libc::EINVAL), "{e}");
         assert!(!e.is_pending());
         assert!(e.ext_ack.is_some(), "kernel explains EINVAL: {e}");
-        eprintln!("example errors:\n  {}\n  {}\n  {}", r[0].as_ref().unwrap_err(), r[1].as_ref().unwrap_err(), e);
+        eprintln!(
+            "example errors:\n  {}\n  {}\n  {}",
+            r[0].as_ref().unwrap_err(),
+            r[1].as_ref().unwrap_err(),
+            e
+        );
 
         // Once the link exists, the same op goes through.
         nl.create_veth("liqo.x", "liqo.y").expect("veth");
         nl.set_up("liqo.x").expect("up");
         nl.set_up("liqo.y").expect("up");
-        let later = Route { dev: Some("liqo.x".into()), scope: Scope::Link, ..route(table, "10.60.0.2/32") };
+        let later = Route {
+            dev: Some("liqo.x".into()),
+            scope: Scope::Link,
+            ..route(table, "10.60.0.2/32")
+        };
         all_ok(&nl.execute(&[Op::ReplaceRoute(later)]));
     });
     let shown = ns.ip(&["route", "show", "table", &table.to_string()]);
@@ -477,7 +630,11 @@ fn deleted_and_recreated_link_is_found_again() {
     ns.run(|| {
         let mut nl = Netlink::open().expect("open");
         veth_pair(&mut nl);
-        let r = Route { dev: Some("a0".into()), scope: Scope::Link, ..route(99, "10.70.0.0/24") };
+        let r = Route {
+            dev: Some("a0".into()),
+            scope: Scope::Link,
+            ..route(99, "10.70.0.0/24")
+        };
         all_ok(&nl.execute(&[Op::ReplaceRoute(r.clone())]));
         // Recreate a0 behind the cache's back: new ifindex, same name.
         ns.ip(&["link", "del", "a0"]);
@@ -489,7 +646,12 @@ fn deleted_and_recreated_link_is_found_again() {
             assert!(e.is_pending(), "{e}");
             all_ok(&nl.execute(&[Op::ReplaceRoute(r.clone())]));
         }
-        let got = nl.dump_routes(RouteFilter { table: Some(99), protocol: None }).expect("dump");
+        let got = nl
+            .dump_routes(RouteFilter {
+                table: Some(99),
+                protocol: None,
+            })
+            .expect("dump");
         assert_eq!(got, vec![r]);
     });
 }
@@ -503,39 +665,75 @@ fn route_get_follows_rules() {
         let mut nl = Netlink::open().expect("open");
         veth_pair(&mut nl);
         let ops = vec![
-            Op::AddRule(Rule { priority: Some(10), fwmark: Some(0x5), ..rule(Family::V4, marked) }),
-            Op::AddRule(Rule { priority: Some(11), src: Some(net("10.1.0.0/24")), iif: Some("b0".into()), ..rule(Family::V4, sourced) }),
-            Op::AddRule(Rule { priority: Some(12), fwmark: Some(0x5), ..rule(Family::V6, marked) }),
-            Op::ReplaceRoute(Route { gateway: Some(ip("10.1.0.2")), dev: Some("a0".into()), ..route(marked, "0.0.0.0/0") }),
-            Op::ReplaceRoute(Route { gateway: Some(ip("10.1.0.3")), ..route(sourced, "10.200.0.0/16") }),
-            Op::ReplaceRoute(Route { gateway: Some(ip("fd01::2")), dev: Some("a0".into()), ..route(marked, "::/0") }),
+            Op::AddRule(Rule {
+                priority: Some(10),
+                fwmark: Some(0x5),
+                ..rule(Family::V4, marked)
+            }),
+            Op::AddRule(Rule {
+                priority: Some(11),
+                src: Some(net("10.1.0.0/24")),
+                iif: Some("b0".into()),
+                ..rule(Family::V4, sourced)
+            }),
+            Op::AddRule(Rule {
+                priority: Some(12),
+                fwmark: Some(0x5),
+                ..rule(Family::V6, marked)
+            }),
+            Op::ReplaceRoute(Route {
+                gateway: Some(ip("10.1.0.2")),
+                dev: Some("a0".into()),
+                ..route(marked, "0.0.0.0/0")
+            }),
+            Op::ReplaceRoute(Route {
+                gateway: Some(ip("10.1.0.3")),
+                ..route(sourced, "10.200.0.0/16")
+            }),
+            Op::ReplaceRoute(Route {
+                gateway: Some(ip("fd01::2")),
+                dev: Some("a0".into()),
+                ..route(marked, "::/0")
+            }),
         ];
         all_ok(&nl.execute(&ops));
 
-        let g = nl.route_get(ip("10.200.1.1"), None, None, Some(0x5)).expect("get marked");
+        let g = nl
+            .route_get(ip("10.200.1.1"), None, None, Some(0x5))
+            .expect("get marked");
         assert_eq!(g.table, marked);
         assert_eq!(g.gateway, Some(ip("10.1.0.2")));
         assert_eq!(g.dev.as_deref(), Some("a0"));
         assert_eq!(g.prefsrc, Some(ip("10.1.0.1")));
 
-        let g = nl.route_get(ip("10.200.1.1"), Some(ip("10.1.0.9")), Some("b0"), None).expect("get forwarded");
+        let g = nl
+            .route_get(ip("10.200.1.1"), Some(ip("10.1.0.9")), Some("b0"), None)
+            .expect("get forwarded");
         assert_eq!(g.table, sourced);
         assert_eq!(g.gateway, Some(ip("10.1.0.3")));
         assert_eq!(g.dev.as_deref(), Some("a0"));
 
-        let e = nl.route_get(ip("10.200.1.1"), None, None, None).expect_err("no route without mark");
+        let e = nl
+            .route_get(ip("10.200.1.1"), None, None, None)
+            .expect_err("no route without mark");
         assert_eq!(e.errno_name(), "ENETUNREACH", "{e}");
 
-        let g = nl.route_get(ip("fd99::1"), None, None, Some(0x5)).expect("get v6 marked");
+        let g = nl
+            .route_get(ip("fd99::1"), None, None, Some(0x5))
+            .expect("get v6 marked");
         assert_eq!(g.table, marked);
         assert_eq!(g.gateway, Some(ip("fd01::2")));
         assert_eq!(g.dev.as_deref(), Some("a0"));
 
-        let g = nl.route_get(ip("10.1.0.7"), None, None, None).expect("get connected");
+        let g = nl
+            .route_get(ip("10.1.0.7"), None, None, None)
+            .expect("get connected");
         assert_eq!(g.table, 254);
         assert_eq!(g.gateway, None);
 
-        let e = nl.route_get(ip("10.1.0.7"), None, Some("nope"), None).expect_err("no iif");
+        let e = nl
+            .route_get(ip("10.1.0.7"), None, Some("nope"), None)
+            .expect_err("no iif");
         assert_eq!(e.kind, ErrorKind::LinkNotFound);
     });
 }
@@ -548,40 +746,91 @@ fn monitor_sees_foreign_changes_only_when_asked() {
         let mut nl = Netlink::open().expect("open");
         veth_pair(&mut nl);
         let mut mon = Monitor::open().expect("monitor");
-        assert!(mon.read_events().expect("drain").iter().all(|e| *e != Event::Overrun));
+        assert!(
+            mon.read_events()
+                .expect("drain")
+                .iter()
+                .all(|e| *e != Event::Overrun)
+        );
         mon.ignore_port(Some(nl.port_id()));
 
         // Our own change: ignored.
-        let own = Route { dev: Some("a0".into()), scope: Scope::Link, ..route(table, "10.80.0.0/24") };
+        let own = Route {
+            dev: Some("a0".into()),
+            scope: Scope::Link,
+            ..route(table, "10.80.0.0/24")
+        };
         all_ok(&nl.execute(&[Op::ReplaceRoute(own.clone())]));
         let own_events = mon.read_events().expect("read");
-        assert!(!own_events.contains(&Event::RouteAdded { table }), "{own_events:?}");
+        assert!(
+            !own_events.contains(&Event::RouteAdded { table }),
+            "{own_events:?}"
+        );
 
         // Someone else's: seen.
         let mut seen = Vec::new();
-        ns.ip(&["route", "add", "10.81.0.0/24", "dev", "a0", "table", "6000", "proto", "static"]);
-        assert!(wait_for(&mut mon, &mut seen, |e| *e == Event::RouteAdded { table }), "{seen:?}");
+        ns.ip(&[
+            "route",
+            "add",
+            "10.81.0.0/24",
+            "dev",
+            "a0",
+            "table",
+            "6000",
+            "proto",
+            "static",
+        ]);
+        assert!(
+            wait_for(&mut mon, &mut seen, |e| *e == Event::RouteAdded { table }),
+            "{seen:?}"
+        );
         ns.ip(&["route", "del", "10.80.0.0/24", "dev", "a0", "table", "6000"]);
         assert!(
-            wait_for(&mut mon, &mut seen, |e| *e == Event::RouteRemoved { table, protocol: DEFAULT_PROTOCOL }),
+            wait_for(&mut mon, &mut seen, |e| *e
+                == Event::RouteRemoved {
+                    table,
+                    protocol: DEFAULT_PROTOCOL
+                }),
             "{seen:?}"
         );
         ns.ip(&["link", "add", "m7", "type", "veth", "peer", "name", "m8"]);
-        assert!(wait_for(&mut mon, &mut seen, |e| *e == Event::LinkAdded("m7".into())), "{seen:?}");
+        assert!(
+            wait_for(&mut mon, &mut seen, |e| *e == Event::LinkAdded("m7".into())),
+            "{seen:?}"
+        );
         ns.ip(&["rule", "add", "pref", "50", "fwmark", "9", "table", "6000"]);
-        assert!(wait_for(&mut mon, &mut seen, |e| *e == Event::RuleAdded { table }), "{seen:?}");
+        assert!(
+            wait_for(&mut mon, &mut seen, |e| *e == Event::RuleAdded { table }),
+            "{seen:?}"
+        );
         ns.ip(&["rule", "del", "pref", "50"]);
-        assert!(wait_for(&mut mon, &mut seen, |e| matches!(e, Event::RuleRemoved { table: t, .. } if *t == table)), "{seen:?}");
+        assert!(
+            wait_for(
+                &mut mon,
+                &mut seen,
+                |e| matches!(e, Event::RuleRemoved { table: t, .. } if *t == table)
+            ),
+            "{seen:?}"
+        );
         ns.ip(&["link", "del", "m7"]);
-        assert!(wait_for(&mut mon, &mut seen, |e| *e == Event::LinkRemoved("m7".into())), "{seen:?}");
+        assert!(
+            wait_for(&mut mon, &mut seen, |e| *e
+                == Event::LinkRemoved("m7".into())),
+            "{seen:?}"
+        );
 
         // Without the port filter our own changes show up too.
         mon.ignore_port(None);
         // `ip route add ... dev X` made it scope link: a delete must say so.
-        let theirs = Route { protocol: 4, scope: Scope::Link, ..route(table, "10.81.0.0/24") };
+        let theirs = Route {
+            protocol: 4,
+            scope: Scope::Link,
+            ..route(table, "10.81.0.0/24")
+        };
         all_ok(&nl.execute(&[Op::DelRoute(theirs)]));
         assert!(
-            wait_for(&mut mon, &mut seen, |e| *e == Event::RouteRemoved { table, protocol: 4 }),
+            wait_for(&mut mon, &mut seen, |e| *e
+                == Event::RouteRemoved { table, protocol: 4 }),
             "{seen:?}"
         );
     });
@@ -598,7 +847,10 @@ fn hundred_thousand_routes() {
             Op::ReplaceRoute(Route {
                 gateway: Some(ip("10.1.0.2")),
                 dev: Some("a0".into()),
-                ..route(table, &format!("10.{}.{}.{}/32", 100 + i / 65536, (i / 256) % 256, i % 256))
+                ..route(
+                    table,
+                    &format!("10.{}.{}.{}/32", 100 + i / 65536, (i / 256) % 256, i % 256),
+                )
             })
         })
         .collect();
@@ -620,29 +872,57 @@ fn hundred_thousand_routes() {
         let results = nl.execute(&ops);
         let took = t.elapsed();
         all_ok(&results);
-        eprintln!("execute: {n} route replaces in {took:?} ({:.0} routes/s)", f64::from(n) / took.as_secs_f64());
+        eprintln!(
+            "execute: {n} route replaces in {took:?} ({:.0} routes/s)",
+            f64::from(n) / took.as_secs_f64()
+        );
 
         let t = Instant::now();
         all_ok(&nl.execute(&ops));
-        eprintln!("execute: {n} route replaces again (no change) in {:?}", t.elapsed());
+        eprintln!(
+            "execute: {n} route replaces again (no change) in {:?}",
+            t.elapsed()
+        );
 
         all_ok(&nl.execute(&small_ops));
         let t = Instant::now();
-        let got = nl.dump_routes(RouteFilter { table: Some(small), protocol: Some(DEFAULT_PROTOCOL) }).expect("dump");
-        eprintln!("dump: 10000-route table (of {} routes) in {:?}", n + 10_000, t.elapsed());
+        let got = nl
+            .dump_routes(RouteFilter {
+                table: Some(small),
+                protocol: Some(DEFAULT_PROTOCOL),
+            })
+            .expect("dump");
+        eprintln!(
+            "dump: 10000-route table (of {} routes) in {:?}",
+            n + 10_000,
+            t.elapsed()
+        );
         assert_eq!(got.len(), 10_000);
 
         let t = Instant::now();
-        let got = nl.dump_routes(RouteFilter { table: Some(table), protocol: None }).expect("dump");
+        let got = nl
+            .dump_routes(RouteFilter {
+                table: Some(table),
+                protocol: None,
+            })
+            .expect("dump");
         eprintln!("dump: {n}-route table in {:?}", t.elapsed());
         assert_eq!(got.len(), n as usize);
 
         let events = mon.read_events().expect("events");
-        assert!(events.contains(&Event::Overrun), "{} events, no overrun", events.len());
+        assert!(
+            events.contains(&Event::Overrun),
+            "{} events, no overrun",
+            events.len()
+        );
         // After the overrun, reading goes on.
         ns.ip(&["route", "add", "10.99.0.0/24", "dev", "a0", "table", "77"]);
         let mut seen = Vec::new();
-        assert!(wait_for(&mut mon, &mut seen, |e| *e == Event::RouteAdded { table: 77 }), "{seen:?}");
+        assert!(
+            wait_for(&mut mon, &mut seen, |e| *e
+                == Event::RouteAdded { table: 77 }),
+            "{seen:?}"
+        );
 
         let dels: Vec<Op> = got.into_iter().map(Op::DelRoute).collect();
         let t = Instant::now();
@@ -650,4 +930,48 @@ fn hundred_thousand_routes() {
         eprintln!("execute: {} route deletes in {:?}", n / 2, t.elapsed());
     });
     assert_eq!(ns.count_routes("-4", table), n as usize / 2);
+}
+
+#[test]
+fn zz_bench_dump_tmp() {
+    let ns = Ns::new();
+    let small = 100_000_001;
+    let small_ops: Vec<Op> = (0..10_000u32)
+        .map(|i| {
+            Op::ReplaceRoute(Route {
+                gateway: Some(ip("10.1.0.2")),
+                ..route(small, &format!("10.200.{}.{}/32", i / 256, i % 256))
+            })
+        })
+        .collect();
+    ns.run(|| {
+        let mut nl = Netlink::open().expect("open");
+        veth_pair(&mut nl);
+        all_ok(&nl.execute(&small_ops));
+        for _ in 0..3 {
+            let t = Instant::now();
+            let got = nl
+                .dump_routes(RouteFilter {
+                    table: Some(small),
+                    protocol: Some(DEFAULT_PROTOCOL),
+                })
+                .expect("dump");
+            eprintln!("dump: 10000-route table in {:?}", t.elapsed());
+            assert_eq!(got.len(), 10_000);
+        }
+        let t = Instant::now();
+        for _ in 0..100 {
+            let got = nl
+                .dump_routes(RouteFilter {
+                    table: Some(small),
+                    protocol: Some(DEFAULT_PROTOCOL),
+                })
+                .expect("dump");
+            assert_eq!(got.len(), 10_000);
+        }
+        eprintln!("dump x100: {:?}", t.elapsed());
+    });
+    let t = Instant::now();
+    ns.ip(&["route", "show", "table", &small.to_string()]);
+    eprintln!("ip route show: {:?}", t.elapsed());
 }

@@ -105,7 +105,8 @@ pub(crate) fn rule_from_message(msg: &RuleMessage) -> Option<Rule> {
             RuleAttribute::FwMark(m) => rule.fwmark = Some(*m),
             RuleAttribute::FwMask(m) if *m == FULL_MASK => {}
             // -1 means "not set"; some kernels (6.18) report it anyway.
-            RuleAttribute::SuppressPrefixLen(u32::MAX) | RuleAttribute::SuppressIfGroup(u32::MAX) => {}
+            RuleAttribute::SuppressPrefixLen(u32::MAX)
+            | RuleAttribute::SuppressIfGroup(u32::MAX) => {}
             RuleAttribute::Priority(p) => rule.priority = Some(*p),
             RuleAttribute::Table(t) => rule.table = *t,
             RuleAttribute::Protocol(p) => rule.protocol = u8::from(*p),
@@ -228,7 +229,8 @@ mod tests {
         m.attributes.push(RuleAttribute::SuppressPrefixLen(0));
         assert_eq!(rule_from_message(&m), None);
         let mut m = rule_message(&rule());
-        m.attributes.push(RuleAttribute::SuppressPrefixLen(u32::MAX));
+        m.attributes
+            .push(RuleAttribute::SuppressPrefixLen(u32::MAX));
         assert_eq!(rule_from_message(&m), Some(rule()), "-1 is unset");
         let mut m = rule_message(&Rule { table: 0, ..rule() });
         m.attributes
