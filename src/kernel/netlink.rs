@@ -441,3 +441,20 @@ impl<M: Emitable> Batch for One<'_, M> {
         self.ctx.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads the links of the namespace the test runs in (read-only; any
+    /// namespace has `lo`; no privileges needed).
+    #[test]
+    fn truncated_dump_is_redone_with_a_bigger_buffer() {
+        let mut nl = Netlink::open().expect("open netlink socket");
+        nl.conn.shrink_receive_buffer(64);
+        let links = nl.links().expect("link dump");
+        assert!(links.iter().any(|l| l.name == "lo"), "{links:?}");
+        assert!(nl.conn.receive_buffer_len() > 64);
+        assert_eq!(nl.links.name(1), Some("lo"));
+    }
+}
