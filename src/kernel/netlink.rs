@@ -140,10 +140,13 @@ impl Netlink {
             links: &self.links,
         };
         let results = self.conn.batch(&mut batch);
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        log::debug!("kernel batch: {} ops, {failed} failed", ops.len());
         if results
             .iter()
             .any(|r| matches!(r, Err(e) if e.errno == Some(libc::ENODEV)))
         {
+            // An ifindex we sent no longer exists: names may have moved.
             self.links.stale = true;
         }
         results

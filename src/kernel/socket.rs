@@ -315,10 +315,8 @@ impl Conn {
                     return Ok(Recv::Empty);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "no answer from the kernel",
-                    ));
+                    // SO_RCVTIMEO expired: the kernel is not going to answer.
+                    return Err(io::Error::from_raw_os_error(libc::ETIMEDOUT));
                 }
                 Err(e) => return Err(e),
             }
