@@ -107,7 +107,7 @@ pub const STATUS_HELP: &str = "\
 Usage: routecfg status [--metrics-addr IP:PORT] [--output json]
 
 Asks the agent running on this host (its --metrics-addr, default
-127.0.0.1:9433) for every managed table: desired vs kernel rule and
+127.0.0.1:8114) for every managed table: desired vs kernel rule and
 route counts, pending routes and the last error.
 ";
 
@@ -210,7 +210,7 @@ pub fn status(argv: &[String]) -> i32 {
         Ok(a) => a,
         Err(e) => return super::usage(&e, STATUS_HELP),
     };
-    let addr = args.value("metrics-addr").unwrap_or("127.0.0.1:9433");
+    let addr = args.value("metrics-addr").unwrap_or("127.0.0.1:8114");
     let body = match fetch_status(addr) {
         Ok(b) => b,
         Err(e) => return super::fatal(&format!("asking the agent at {addr}: {e}")),

@@ -13,7 +13,7 @@
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
@@ -157,32 +157,6 @@ fn object_path(ns: &str, name: &str) -> Result<String, KubeError> {
     Ok(format!(
         "/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}/{name}"
     ))
-}
-
-/// Formats a time as RFC 3339 UTC with seconds, as `metav1.Time` does.
-pub(crate) fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Days to civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
 }
 
 enum Body<'a> {
@@ -404,7 +378,7 @@ impl Client {
                 "event for an object without metadata.name".to_string(),
             ));
         };
-        let now = rfc3339(SystemTime::now());
+        let now = crate::time::now_rfc3339();
         let mut source = json!({"component": self.component});
         if !self.host.is_empty() {
             source["host"] = Value::from(self.host.as_str());
@@ -586,14 +560,5 @@ mod tests {
             assert!(object_path("ns", bad).is_err(), "{bad}");
             assert!(object_path(bad, "n").is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn timestamps() {
-        let t = |s: u64| rfc3339(UNIX_EPOCH + Duration::from_secs(s));
-        assert_eq!(t(0), "1970-01-01T00:00:00Z");
-        assert_eq!(t(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(t(1_709_251_199), "2024-02-29T23:59:59Z");
-        assert_eq!(t(4_102_444_800), "2100-01-01T00:00:00Z");
     }
 }
