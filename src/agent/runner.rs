@@ -362,19 +362,11 @@ impl Agent {
                     t.changes
                 );
             }
-            // The report has an entry for every desired table, but only
-            // the tables in scope had their routes compared: an entry for
-            // any other says nothing about it (an empty one would turn a
-            // pending table into an applied one), so keep what we knew.
-            if scope.tables.as_ref().is_some_and(|s| !s.contains(&t.id)) {
-                continue;
-            }
             if !t.errors.is_empty() {
                 self.metrics.error("kernel");
             }
-            // Retried on link and route events: a route refused because its
-            // link is down (ENETDOWN) lands in `errors`, not `pending`, and
-            // must be tried again when the link comes up.
+            // Retried on link and route events, whatever kept it from being
+            // applied: the cause may be gone by then.
             if t.applied() {
                 self.pending.remove(&t.id);
             } else {

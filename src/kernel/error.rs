@@ -92,15 +92,16 @@ impl KernelError {
 
     /// Whether the failure is expected to heal by itself once other state
     /// appears (a link being created, a rule or address making the gateway
-    /// reachable), so the caller should retry later rather than report a
-    /// hard error. An unreachable gateway reads ENETUNREACH for IPv4
-    /// (ext ack "Nexthop has invalid gateway") and EHOSTUNREACH for IPv6.
+    /// reachable, a link coming up), so the caller should retry later rather
+    /// than report a hard error. An unreachable gateway reads ENETUNREACH for
+    /// IPv4 (ext ack "Nexthop has invalid gateway") and EHOSTUNREACH for
+    /// IPv6; a link that exists but is down reads ENETDOWN.
     pub fn is_pending(&self) -> bool {
         match self.kind {
             ErrorKind::LinkNotFound => true,
             ErrorKind::Kernel => matches!(
                 self.errno,
-                Some(libc::ENODEV | libc::ENETUNREACH | libc::EHOSTUNREACH)
+                Some(libc::ENODEV | libc::ENETUNREACH | libc::EHOSTUNREACH | libc::ENETDOWN)
             ),
             ErrorKind::Socket | ErrorKind::Protocol => false,
         }
