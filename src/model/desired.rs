@@ -37,11 +37,14 @@ pub struct Desired {
 ///   the older one (`creationTimestamp`, compared as the apiserver's
 ///   RFC 3339 `...Z` text; objects without one count as newest) keeps it,
 ///   ties broken by `namespace/name`; the other fails naming the owner.
-pub fn build(objects: &[RouteConfiguration], protocol: u8) -> Desired {
+pub fn build<'a>(
+    objects: impl IntoIterator<Item = &'a RouteConfiguration>,
+    protocol: u8,
+) -> Desired {
     let mut desired = Desired::default();
 
     let mut index: HashMap<String, usize> = HashMap::new();
-    let mut unique: Vec<&RouteConfiguration> = Vec::with_capacity(objects.len());
+    let mut unique: Vec<&RouteConfiguration> = Vec::new();
     for obj in objects {
         let key = obj.key();
         match index.get(&key) {
