@@ -14,7 +14,7 @@ use crate::kube::{
     WatchPoll,
 };
 use crate::model::selector::SelectorSet;
-use crate::rt_tables::{RtTables, Stale};
+use crate::rt_tables::RtTables;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -391,20 +391,7 @@ impl Agent {
         let Some(rt) = &self.opts.rt_tables else {
             return;
         };
-        let wanted: Vec<(u32, String)> = self
-            .state
-            .desired()
-            .tables
-            .iter()
-            .map(|t| (t.id, t.name.clone()))
-            .collect();
-        let removed: Vec<u32> = report
-            .tables
-            .iter()
-            .filter(|t| t.name.is_empty())
-            .map(|t| t.id)
-            .collect();
-        match rt.sync(&wanted, Stale::Ids(&removed)) {
+        match rt.sync_tables(&self.state.desired().tables, &report.removed()) {
             Ok(r) => {
                 for w in r.warnings {
                     log::warn!("rt_tables {}: {w}", rt.path().display());
