@@ -770,6 +770,14 @@ pub fn once(opts: Options) -> i32 {
                 ok = false;
                 println!("failed   {key}: {why}");
             }
+            // Being deleted: its table is removed, there is nothing to apply.
+            None if agent
+                .state
+                .raw(key)
+                .is_some_and(|r| r.pointer("/metadata/deletionTimestamp").is_some()) =>
+            {
+                println!("removed  {key}");
+            }
             None => {
                 ok = false;
                 println!("skipped  {key}");
