@@ -3,6 +3,7 @@
 
 pub mod kube;
 pub mod netns;
+pub mod podman;
 
 use std::path::{Path, PathBuf};
 
