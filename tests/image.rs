@@ -19,6 +19,7 @@ use common::podman::{Container, Podman, build_image};
 use ipnet::IpNet;
 use routecfg::routing::{DEFAULT_PROTOCOL, Family};
 use serde_json::Value;
+use std::cell::RefCell;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -39,6 +40,8 @@ const HOST_NAME: &str = "podman-node";
 /// Where the daemon serves /readyz inside the node namespace.
 const METRICS_ADDR: &str = "127.0.0.1:8114";
 const CRD_NAME: &str = "routeconfigurations.networking.liqo.io";
+/// capability(7) number of CAP_NET_ADMIN (not in the libc crate).
+const CAP_NET_ADMIN: u32 = 12;
 /// Bound on waiting for the daemon (a bound, not a timing assertion).
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -152,8 +155,20 @@ fn expected_routes() -> Vec<RouteKey> {
     let dev = Some(NODE_LINK.to_string());
     let mut routes = vec![
         // scope link = 253
-        (net(&format!("{gw}/32")), None, dev.clone(), 253, DEFAULT_PROTOCOL),
-        (net("10.61.0.0/16"), Some(gw), dev.clone(), 0, DEFAULT_PROTOCOL),
+        (
+            net(&format!("{gw}/32")),
+            None,
+            dev.clone(),
+            253,
+            DEFAULT_PROTOCOL,
+        ),
+        (
+            net("10.61.0.0/16"),
+            Some(gw),
+            dev.clone(),
+            0,
+            DEFAULT_PROTOCOL,
+        ),
         (net("10.62.0.0/16"), Some(gw), dev, 0, DEFAULT_PROTOCOL),
     ];
     routes.sort();
@@ -243,6 +258,67 @@ fn http_status(node: &Netns, path: &str) -> Result<u16, String> {
             .and_then(|code| code.parse().ok())
             .ok_or_else(|| format!("no HTTP status line in {answer:?}"))
     })
+}
+
+/// Checks, from the kernel's view of the agent process (not podman's
+/// configuration), that it runs as the manifests say: uid 0 with
+/// CAP_NET_ADMIN as its only capability, no privilege escalation, a
+/// read-only root, in the node's network namespace.
+fn assert_confined(daemon: &Container, node: &Netns) {
+    let pid = daemon.inspect("{{.State.Pid}}");
+    let proc_dir = Path::new("/proc").join(&pid);
+    let status = fs::read_to_string(proc_dir.join("status"))
+        .unwrap_or_else(|e| panic!("reading /proc/{pid}/status of {}: {e}", daemon.name()));
+    let field = |name: &str| -> String {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status:\n{status}"))
+    };
+    let net_admin = format!("{:016x}", 1u64 << CAP_NET_ADMIN);
+    for set in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        assert_eq!(
+            field(set),
+            net_admin,
+            "{set} of the agent (pid {pid}): only CAP_NET_ADMIN expected"
+        );
+    }
+    assert_eq!(
+        field("CapAmb:"),
+        format!("{:016x}", 0),
+        "CapAmb of pid {pid}"
+    );
+    assert_eq!(field("Uid:"), "0 0 0 0", "uids of pid {pid}");
+    assert_eq!(field("NoNewPrivs:"), "1", "no_new_privs of pid {pid}");
+
+    let mountinfo = fs::read_to_string(proc_dir.join("mountinfo"))
+        .unwrap_or_else(|e| panic!("reading /proc/{pid}/mountinfo: {e}"));
+    // Fields: id parent major:minor root mount-point options ...
+    let root = mountinfo
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .rfind(|f| f.get(4) == Some(&"/"))
+        .unwrap_or_else(|| panic!("no / in /proc/{pid}/mountinfo:\n{mountinfo}"));
+    assert!(
+        root.get(5)
+            .is_some_and(|opts| opts.split(',').any(|o| o == "ro")),
+        "root filesystem of pid {pid} is not read-only: {}",
+        root.join(" ")
+    );
+
+    let inode = |path: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(path)
+            .map(|m| (m.dev(), m.ino()))
+            .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+    };
+    assert_eq!(
+        inode(&proc_dir.join("ns/net")),
+        inode(&Path::new("/run/netns").join(node.name())),
+        "agent (pid {pid}) is not in network namespace {}",
+        node.name()
+    );
 }
 
 /// Waits (bounded) until `done` holds; panics with `describe()` otherwise.
@@ -355,7 +431,7 @@ fn image_applies_a_fabric_object_in_cluster_with_only_net_admin() {
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     podman.ok(&argv);
 
-    let mut last = String::new();
+    let last = RefCell::new(String::new());
     wait_for(
         "the daemon's /readyz to answer 200",
         || {
@@ -369,28 +445,23 @@ fn image_applies_a_fabric_object_in_cluster_with_only_net_admin() {
             match http_status(&node, "/readyz") {
                 Ok(200) => true,
                 Ok(code) => {
-                    last = format!("HTTP {code}");
+                    *last.borrow_mut() = format!("HTTP {code}");
                     false
                 }
                 Err(e) => {
-                    last = e;
+                    *last.borrow_mut() = e;
                     false
                 }
             }
         },
-        || format!("last probe: {last}\n{}", daemon.logs()),
+        || format!("last probe: {}\n{}", last.borrow(), daemon.logs()),
     );
     assert_eq!(http_status(&node, "/healthz"), Ok(200), "/healthz");
+    assert_confined(&daemon, &node);
 
     // Kernel drift is repaired from inside the container: its netlink
     // monitor works with nothing but CAP_NET_ADMIN.
-    node.ip(&[
-        "route",
-        "del",
-        "10.62.0.0/16",
-        "table",
-        &table.to_string(),
-    ]);
+    node.ip(&["route", "del", "10.62.0.0/16", "table", &table.to_string()]);
     wait_for(
         "the daemon to restore the deleted route 10.62.0.0/16",
         || table_routes(&node, table) == expected_routes(),
@@ -412,7 +483,11 @@ fn image_applies_a_fabric_object_in_cluster_with_only_net_admin() {
     let code = daemon.inspect("{{.State.ExitCode}}");
     let logs = daemon.logs();
     eprintln!("podman stop took {stop_secs:.2} s; exit code {code}; logs:\n{logs}");
-    assert!(!daemon.running(), "{} still running after stop", daemon.name());
+    assert!(
+        !daemon.running(),
+        "{} still running after stop",
+        daemon.name()
+    );
     assert_eq!(
         code, "0",
         "daemon's exit code after SIGTERM (137 = killed after ignoring it):\n{logs}"

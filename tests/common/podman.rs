@@ -17,6 +17,19 @@ use super::netns::describe;
 
 static NEXT_CONTAINER: AtomicU32 = AtomicU32::new(0);
 
+/// Variables cargo sets for the crate under test (besides `CARGO_PKG_*`
+/// and `CARGO_BIN_EXE_*`); they mean nothing to a nested build.
+const CARGO_CRATE_ENV: &[&str] = &[
+    "CARGO",
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_CRATE_NAME",
+    "CARGO_BIN_NAME",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_TARGET_TMPDIR",
+    "CARGO_RUSTC_CURRENT_DIR",
+];
+
 /// Runs `deploy/build-image.sh` and returns the archive path it prints last.
 /// The script is cheap when the static binary is current (cargo only checks
 /// freshness, the image build takes about a second), and running it here
@@ -24,7 +37,22 @@ static NEXT_CONTAINER: AtomicU32 = AtomicU32::new(0);
 /// output when it fails.
 pub fn build_image() -> PathBuf {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/build-image.sh");
-    let out = Command::new(&script)
+    let mut cmd = Command::new(&script);
+    // `cargo test` describes this crate to the test in CARGO_MANIFEST_DIR,
+    // CARGO_PKG_* etc. The static build's cargo compares such variables
+    // against what build scripts (ring's) declared with
+    // rerun-if-env-changed, so inheriting them would rebuild ring, rustls,
+    // ureq and routecfg on every run after a build from a shell.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if CARGO_CRATE_ENV.contains(&key.as_ref())
+            || key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_BIN_EXE_")
+        {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    let out = cmd
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
