@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod kube;
 pub mod netns;
+pub mod podman;
 
 use std::path::{Path, PathBuf};
 
