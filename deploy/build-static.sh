@@ -95,7 +95,13 @@ fi
 RUSTFLAGS_TOML="[\"-C\", \"target-feature=+crt-static\", \"-C\", \"relocation-model=static\", \"-C\", \"link-self-contained=no\", \"-L\", \"native=$LINK_DIR\"]"
 log "building $TRIPLE release into $TARGET_DIR"
 start=$(date +%s.%N)
-# Flags from the caller's environment would replace ours: drop them.
+# Flags from the caller's environment would replace ours: drop them. So
+# would the variables cargo sets for a crate under test (when this script
+# runs from `cargo test`): ring's build script watches them, and a change
+# would rebuild half the tree.
+for var in $(compgen -e | grep -E '^CARGO_(MANIFEST_|PKG_|BIN_|CRATE_|PRIMARY_|TARGET_TMPDIR)' || true); do
+    unset "$var"
+done
 env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS -u RUSTC_WRAPPER \
     -u CARGO_BUILD_TARGET -u CARGO_TARGET_DIR -u RUSTUP_TOOLCHAIN \
     RUSTC_BOOTSTRAP=1 \
