@@ -145,15 +145,20 @@ fn next_change(w: &mut Watch) -> WatchEvent {
     }
 }
 
-/// Drives the watch until it ends; returns how it ended.
-fn run_to_end(w: &mut Watch) -> Result<Vec<WatchEvent>, KubeError> {
+/// Drives the watch until it ends; returns its events and how many times
+/// the loop had to wait (a busy loop would wait thousands of times).
+fn run_to_end(w: &mut Watch) -> Result<(Vec<WatchEvent>, usize), KubeError> {
     let guard = Instant::now() + GUARD;
     let mut events = Vec::new();
+    let mut waits = 0;
     loop {
         match w.try_next()? {
             WatchPoll::Event(e) => events.push(e),
-            WatchPoll::Pending => poll_once(w, guard),
-            WatchPoll::Ended => return Ok(events),
+            WatchPoll::Pending => {
+                waits += 1;
+                poll_once(w, guard);
+            }
+            WatchPoll::Ended => return Ok((events, waits)),
         }
     }
 }
@@ -316,17 +321,19 @@ fn route_configurations_against_a_real_api_server() {
 
         // The server ends a watch after timeoutSeconds; we see Ended.
         let mut short = client.watch(&resume_rv, FABRIC, 2).expect("short watch");
-        let rest = run_to_end(&mut short).expect("short watch ends cleanly");
+        let (rest, waits) = run_to_end(&mut short).expect("short watch ends cleanly");
         assert!(
             rest.iter().all(|e| e.kind == WatchEventKind::Bookmark),
             "nothing changed, only bookmarks may arrive: {rest:?}"
         );
+        // Connect, handshake, head, idle, end: a few wakeups, not a spin.
+        assert!(waits < 50, "idle watch woke the loop {waits} times");
 
         // A resourceVersion older than the watch cache: 410, distinguishable.
         let mut old = client.watch("1", FABRIC, 30).expect("old watch");
         match run_to_end(&mut old) {
             Err(e) => assert!(e.is_gone(), "expected 410, got {e}"),
-            Ok(events) => assert!(
+            Ok((events, _)) => assert!(
                 events.iter().any(WatchEvent::is_gone),
                 "expected an ERROR 410 event, got {events:?}"
             ),
