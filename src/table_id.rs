@@ -1,7 +1,6 @@
 //! Table ids derived from table names, bit-for-bit the same as upstream
 //! Liqo, so both implementations agree on which kernel table a name means.
 
-
 /// Returns the kernel table id upstream Liqo uses for `name`.
 ///
 /// Upstream takes the first four bytes of SHA-256(name), halves the most
@@ -30,7 +29,14 @@ mod tests {
 
     #[test]
     fn ids_avoid_reserved_tables_and_sign_bit() {
-        for name in ["", "a", "main", "local", "rome-control-plane", "x".repeat(300).as_str()] {
+        for name in [
+            "",
+            "a",
+            "main",
+            "local",
+            "rome-control-plane",
+            "x".repeat(300).as_str(),
+        ] {
             let id = table_id(name);
             assert!(id < 1 << 31, "{name}: {id}");
             assert!(id & 0x100 != 0, "{name}: {id} has bit 8 clear");
