@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod demo;
 pub mod engine;
 pub mod kernel;
 pub mod kube;

@@ -14,6 +14,7 @@
 //! half-written file. Writers are assumed not to race: routecfg is the only
 //! program that rewrites the file while it runs.
 
+use crate::routing::Table;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::fs;
@@ -167,6 +168,17 @@ impl RtTables {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Names every desired table and drops the lines of tables that were
+    /// removed (and only those: another routecfg process may own the rest).
+    pub fn sync_tables(
+        &self,
+        desired: &[Table],
+        removed: &[u32],
+    ) -> Result<SyncReport, RtTablesError> {
+        let wanted: Vec<(u32, String)> = desired.iter().map(|t| (t.id, t.name.clone())).collect();
+        self.sync(&wanted, Stale::Ids(removed))
     }
 
     /// Makes the file hold exactly one routecfg line for each `wanted`

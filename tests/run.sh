@@ -14,6 +14,19 @@ fi
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Tests read the team's shared fixtures (../shared next to the checkout).
+# A clone elsewhere finds them through ROUTECFG_SHARED.
+if [ -z "${ROUTECFG_SHARED:-}" ]; then
+    for dir in "$PWD/../shared" "$PWD/../../shared" /work/shared; do
+        if [ -d "$dir/fixtures" ]; then
+            ROUTECFG_SHARED=$(cd "$dir" && pwd)
+            export ROUTECFG_SHARED
+            break
+        fi
+    done
+fi
+[ -n "${ROUTECFG_SHARED:-}" ] || { echo "tests/run.sh: shared/ fixtures not found; set ROUTECFG_SHARED" >&2; exit 1; }
+
 step "system packages"
 need=()
 for pkg in iproute2 iputils-ping procps; do
@@ -28,8 +41,11 @@ step "kube-apiserver + etcd for end-to-end tests"
 .ci/setup-kube.sh
 
 step "static musl binary and scratch image"
-deploy/build-static.sh
+ROUTECFG_CHECK_EXPECT=$'576843759\tmilan' deploy/build-static.sh
 deploy/build-image.sh
+
+step "manifests against a real kube-apiserver"
+deploy/validate-manifests.sh
 
 step "format and lint"
 cargo fmt --all -- --check

@@ -14,7 +14,7 @@ use crate::kube::{
     WatchPoll,
 };
 use crate::model::selector::SelectorSet;
-use crate::rt_tables::{RtTables, Stale};
+use crate::rt_tables::RtTables;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -56,6 +56,8 @@ struct Agent {
     reported: BTreeMap<String, Outcome>,
     /// Last apply result per table, for status and `/status`.
     tables: BTreeMap<u32, TableReport>,
+    /// Tables not fully applied (pending or refused routes), tried again
+    /// when links or other writers' routes change.
     pending: BTreeSet<u32>,
     dirty: BTreeSet<u32>,
     removed: BTreeSet<u32>,
@@ -254,11 +256,12 @@ impl Agent {
                     }
                 }
                 Event::RouteAdded { table } | Event::RuleAdded { table } => {
-                    // Ours or someone else's: a managed table only holds what
-                    // we say, and a new route elsewhere may make a pending
-                    // gateway reachable.
+                    // Someone else's (our own events are filtered out): a
+                    // managed table only holds what we say, and a new route
+                    // elsewhere may make a pending gateway reachable.
                     if self.managed(table) {
                         self.dirty.insert(table);
+                        self.kernel_triggered = true;
                         self.schedule();
                     }
                     if !self.pending.is_empty() {
@@ -314,7 +317,7 @@ impl Agent {
                 report.changes
             );
         }
-        self.record(&report, &scope.removed);
+        self.record(&report, &scope);
         // Routes we just added may make a pending gateway reachable; our own
         // changes raise no events, so look again at pending tables.
         if report.changes > 0 {
@@ -337,7 +340,8 @@ impl Agent {
         }
     }
 
-    fn record(&mut self, report: &Report, removed: &BTreeSet<u32>) {
+    fn record(&mut self, report: &Report, scope: &Scope) {
+        let removed = &scope.removed;
         for t in &report.tables {
             if t.name.is_empty() {
                 if t.errors.is_empty() {
@@ -361,7 +365,9 @@ impl Agent {
             if !t.errors.is_empty() {
                 self.metrics.error("kernel");
             }
-            if t.pending.is_empty() {
+            // Retried on link and route events, whatever kept it from being
+            // applied: the cause may be gone by then.
+            if t.applied() {
                 self.pending.remove(&t.id);
             } else {
                 self.pending.insert(t.id);
@@ -385,20 +391,7 @@ impl Agent {
         let Some(rt) = &self.opts.rt_tables else {
             return;
         };
-        let wanted: Vec<(u32, String)> = self
-            .state
-            .desired()
-            .tables
-            .iter()
-            .map(|t| (t.id, t.name.clone()))
-            .collect();
-        let removed: Vec<u32> = report
-            .tables
-            .iter()
-            .filter(|t| t.name.is_empty())
-            .map(|t| t.id)
-            .collect();
-        match rt.sync(&wanted, Stale::Ids(&removed)) {
+        match rt.sync_tables(&self.state.desired().tables, &report.removed()) {
             Ok(r) => {
                 for w in r.warnings {
                     log::warn!("rt_tables {}: {w}", rt.path().display());
@@ -776,6 +769,14 @@ pub fn once(opts: Options) -> i32 {
             Some(Some(why)) => {
                 ok = false;
                 println!("failed   {key}: {why}");
+            }
+            // Being deleted: its table is removed, there is nothing to apply.
+            None if agent
+                .state
+                .raw(key)
+                .is_some_and(|r| r.pointer("/metadata/deletionTimestamp").is_some()) =>
+            {
+                println!("removed  {key}");
             }
             None => {
                 ok = false;

@@ -5,6 +5,7 @@
 use crate::model::selector::SelectorSet;
 use crate::model::{Desired, RouteConfiguration, build};
 use crate::routing::Table;
+use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,11 +36,32 @@ pub fn labels_of(object: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// One selected object: the raw form (written back for status) and its
-/// typed form, or why it could not be read.
+/// One selected object: what status writes and Events need of the raw
+/// form (see [`slim`]) and its typed form, or why it could not be read.
 struct Entry {
     raw: Value,
     typed: Result<RouteConfiguration, String>,
+}
+
+/// The parts of an object the agent writes back or refers to: identity,
+/// metadata, status and the table name. The spec's routes live only in the
+/// typed form; keeping them twice would double the agent's memory. A status
+/// write carries only these parts: the API server keeps the stored spec
+/// for status-subresource updates.
+fn slim(object: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for field in ["apiVersion", "kind", "metadata", "status"] {
+        if let Some(v) = object.get(field) {
+            out.insert(field.to_string(), v.clone());
+        }
+    }
+    if let Some(name) = object.pointer("/spec/table/name") {
+        out.insert(
+            "spec".to_string(),
+            serde_json::json!({ "table": { "name": name } }),
+        );
+    }
+    Value::Object(out)
 }
 
 /// Tables that need kernel work after a change of objects.
@@ -85,16 +107,28 @@ impl State {
 
     /// Records an added or modified object. An object that no longer
     /// matches the selectors is dropped, exactly like a deletion. Returns
-    /// whether anything was stored or dropped.
+    /// whether the desired state may have changed (a new object, another
+    /// spec, labels or deletion mark); a status-only change (our own
+    /// writes echoing back) returns false and needs no rebuild.
     pub fn upsert(&mut self, object: Value) -> bool {
         let key = key_of(&object);
         if !self.selects(&object) {
             return self.objects.remove(&key).is_some();
         }
-        let typed =
-            serde_json::from_value::<RouteConfiguration>(object.clone()).map_err(|e| e.to_string());
-        self.objects.insert(key, Entry { raw: object, typed });
-        true
+        let typed = RouteConfiguration::deserialize(&object).map_err(|e| e.to_string());
+        let raw = slim(&object);
+        drop(object);
+        let same = match (self.objects.get(&key).map(|e| &e.typed), &typed) {
+            (Some(Ok(old)), Ok(new)) => {
+                old.spec == new.spec
+                    && old.metadata.labels == new.metadata.labels
+                    && old.metadata.deletion_timestamp == new.metadata.deletion_timestamp
+                    && old.metadata.creation_timestamp == new.metadata.creation_timestamp
+            }
+            _ => false,
+        };
+        self.objects.insert(key, Entry { raw, typed });
+        !same
     }
 
     /// Records a deletion.
@@ -114,15 +148,13 @@ impl State {
     /// Rebuilds the desired tables and says which tables changed since the
     /// previous build.
     pub fn rebuild(&mut self) -> Changes {
-        let mut typed = Vec::with_capacity(self.objects.len());
-        self.unreadable.clear();
-        for (key, entry) in &self.objects {
-            match &entry.typed {
-                Ok(o) => typed.push(o.clone()),
-                Err(e) => self.unreadable.push((key.clone(), e.clone())),
-            }
-        }
-        let next = build(&typed, self.protocol);
+        self.unreadable = self
+            .objects
+            .iter()
+            .filter_map(|(key, e)| e.typed.as_ref().err().map(|err| (key.clone(), err.clone())))
+            .collect();
+        let typed = self.objects.values().filter_map(|e| e.typed.as_ref().ok());
+        let next = build(typed, self.protocol);
         let changes = diff_tables(&self.desired.tables, &next.tables, &next.frozen);
         self.desired = next;
         changes
@@ -142,7 +174,7 @@ impl State {
     pub fn refresh_raw(&mut self, object: Value) {
         let key = key_of(&object);
         if let Some(e) = self.objects.get_mut(&key) {
-            e.raw = object;
+            e.raw = slim(&object);
         }
     }
 
@@ -257,6 +289,29 @@ mod tests {
         assert!(s.upsert(object("b", "tb", "10.9.0.1", json!({"other": "x"}))));
         assert_eq!(s.rebuild().removed, BTreeSet::from([idb]));
         assert_eq!(s.keys().count(), 0);
+    }
+
+    #[test]
+    fn status_only_change_needs_no_rebuild_and_raw_is_slim() {
+        let mut s = state();
+        assert!(s.upsert(object("a", "ta", "10.9.0.1", fabric())));
+        s.rebuild();
+        let mut o = object("a", "ta", "10.9.0.1", fabric());
+        o["status"] = json!({"conditions": [{"host": "h", "type": "Applied", "status": "True"}]});
+        o["metadata"]["resourceVersion"] = json!("7");
+        assert!(!s.upsert(o));
+        let raw = s.raw("liqo/a").unwrap();
+        assert_eq!(raw["metadata"]["resourceVersion"], "7");
+        assert_eq!(raw["status"]["conditions"][0]["host"], "h");
+        assert_eq!(raw["spec"], json!({"table": {"name": "ta"}}));
+        // A label change is a change.
+        let relabelled = object(
+            "a",
+            "ta",
+            "10.9.0.1",
+            json!({"networking.liqo.io/route-category": "fabric", "x": "y"}),
+        );
+        assert!(s.upsert(relabelled));
     }
 
     #[test]

@@ -8,7 +8,6 @@ use crate::model::desired::{self, Desired};
 use crate::model::load;
 use crate::model::selector::{Selector, SelectorSet};
 use crate::plan;
-use crate::rt_tables::Stale;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -244,19 +243,8 @@ fn sync_rt_tables(opts: &KernelOpts, desired: &Desired, report: &Report) -> Resu
     let Some(rt) = &opts.rt_tables else {
         return Ok(());
     };
-    let wanted: Vec<(u32, String)> = desired
-        .tables
-        .iter()
-        .map(|t| (t.id, t.name.clone()))
-        .collect();
-    let removed: Vec<u32> = report
-        .tables
-        .iter()
-        .filter(|t| t.name.is_empty())
-        .map(|t| t.id)
-        .collect();
     let report = rt
-        .sync(&wanted, Stale::Ids(&removed))
+        .sync_tables(&desired.tables, &report.removed())
         .map_err(|e| format!("rt_tables {}: {e}", rt.path().display()))?;
     for w in &report.warnings {
         eprintln!("warning: rt_tables {}: {w}", rt.path().display());
@@ -264,28 +252,51 @@ fn sync_rt_tables(opts: &KernelOpts, desired: &Desired, report: &Report) -> Resu
     Ok(())
 }
 
-pub fn apply(argv: &[String]) -> i32 {
+/// Everything `apply` and `diff` share before touching the kernel: flags,
+/// the validated input, the scope and an engine.
+struct Prepared {
+    opts: KernelOpts,
+    desired: Desired,
+    load_errors: Vec<String>,
+    scope: Scope,
+    engine: Engine,
+}
+
+/// Parses flags and input; on failure returns the exit status to use.
+fn prepare(argv: &[String], help: &str) -> Result<Prepared, i32> {
     let args = match Args::parse(argv, &specs(INPUT_FLAGS, KERNEL_FLAGS)) {
-        Ok(a) if a.has("help") => return super::help(APPLY_HELP),
+        Ok(a) if a.has("help") => return Err(super::help(help)),
         Ok(a) => a,
-        Err(e) => return super::usage(&e, APPLY_HELP),
+        Err(e) => return Err(super::usage(&e, help)),
     };
-    let opts = match KernelOpts::from_args(&args) {
-        Ok(o) => o,
-        Err(e) => return super::usage(&e, APPLY_HELP),
-    };
-    let (mut desired, load_errors) = match desired_from_args(&args, opts.protocol) {
-        Ok(d) => d,
-        Err(e) => return super::usage(&e, APPLY_HELP),
-    };
+    let opts = KernelOpts::from_args(&args).map_err(|e| super::usage(&e, help))?;
+    let (desired, load_errors) =
+        desired_from_args(&args, opts.protocol).map_err(|e| super::usage(&e, help))?;
     let scope = Scope {
         discover_owned: args.has("prune"),
         frozen: desired.frozen.iter().copied().collect(),
         ..Scope::default()
     };
-    let mut engine = match Engine::new(opts.protocol) {
-        Ok(e) => e,
-        Err(e) => return super::fatal(&format!("netlink: {e}")),
+    let engine = Engine::new(opts.protocol).map_err(|e| super::fatal(&format!("netlink: {e}")))?;
+    Ok(Prepared {
+        opts,
+        desired,
+        load_errors,
+        scope,
+        engine,
+    })
+}
+
+pub fn apply(argv: &[String]) -> i32 {
+    let Prepared {
+        opts,
+        mut desired,
+        load_errors,
+        scope,
+        mut engine,
+    } = match prepare(argv, APPLY_HELP) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
     // `Engine::apply` in two steps, so that the desired routes can be
     // freed in between: the plan holds copies of those to write, and the
@@ -311,38 +322,22 @@ pub fn apply(argv: &[String]) -> i32 {
 }
 
 pub fn diff(argv: &[String]) -> i32 {
-    let args = match Args::parse(argv, &specs(INPUT_FLAGS, KERNEL_FLAGS)) {
-        Ok(a) if a.has("help") => return super::help(DIFF_HELP),
-        Ok(a) => a,
-        Err(e) => return super::usage(&e, DIFF_HELP),
+    let Prepared {
+        opts,
+        desired,
+        load_errors,
+        scope,
+        mut engine,
+    } = match prepare(argv, DIFF_HELP) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
-    let opts = match KernelOpts::from_args(&args) {
-        Ok(o) => o,
-        Err(e) => return super::usage(&e, DIFF_HELP),
-    };
-    let (desired, load_errors) = match desired_from_args(&args, opts.protocol) {
-        Ok(d) => d,
-        Err(e) => return super::usage(&e, DIFF_HELP),
-    };
-    for e in load_errors.iter().chain(
-        desired
-            .failures
-            .iter()
-            .map(|f| f.to_string())
-            .collect::<Vec<_>>()
-            .iter(),
-    ) {
+    for e in &load_errors {
         eprintln!("error: {e}");
     }
-    let scope = Scope {
-        discover_owned: args.has("prune"),
-        frozen: desired.frozen.iter().copied().collect(),
-        ..Scope::default()
-    };
-    let mut engine = match Engine::new(opts.protocol) {
-        Ok(e) => e,
-        Err(e) => return super::fatal(&format!("netlink: {e}")),
-    };
+    for f in &desired.failures {
+        eprintln!("error: {f}");
+    }
     let plan = match engine.plan(&desired.tables, &scope) {
         Ok(p) => p,
         Err(e) => return super::fatal(&format!("reading kernel state: {e}")),

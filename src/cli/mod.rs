@@ -4,6 +4,8 @@
 mod agent;
 mod args;
 mod common;
+mod crd;
+mod demo;
 mod files;
 
 use crate::table_id::table_id;
@@ -21,6 +23,8 @@ Commands:
   diff -f PATH      show what apply would change (exit 1 when out of sync)
   cleanup           remove everything carrying routecfg's mark
   table-id NAME...  print the kernel table id of each table name
+  demo              try it: the docs' Rome gateway in a private namespace
+  crd               print the RouteConfiguration CRD (pipe to kubectl apply)
   help              this text
 
 `routecfg COMMAND --help` describes a command. Logging: RUST_LOG=debug.
@@ -37,6 +41,8 @@ pub fn main(argv: &[String]) -> i32 {
         "diff" => files::diff(rest),
         "cleanup" => files::cleanup(rest),
         "table-id" => table_ids(rest),
+        "demo" => demo::demo(rest),
+        "crd" => crd::crd(rest),
         "run" => agent::agent(rest, true),
         "once" => agent::agent(rest, false),
         "status" => agent::status(rest),

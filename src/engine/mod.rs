@@ -112,6 +112,17 @@ impl Engine {
 
     /// Computes what `apply` would do, without changing anything.
     pub fn plan(&mut self, desired: &[Table], scope: &Scope) -> Result<Plan, KernelError> {
+        let (plan, _) = self.scoped_plan(desired, scope)?;
+        Ok(plan)
+    }
+
+    /// Plans within `scope` and returns the desired tables the plan covers:
+    /// only those may be reported on.
+    fn scoped_plan<'a>(
+        &mut self,
+        desired: &'a [Table],
+        scope: &Scope,
+    ) -> Result<(Plan, Cow<'a, [Table]>), KernelError> {
         let mut snapshot = self.snapshot(desired, scope)?;
         // The planner treats every desired table and every dumped rule as in
         // scope; narrow both to what this apply is about.
@@ -127,11 +138,12 @@ impl Engine {
         snapshot.dumped_tables.retain(|&t| keep(t));
         // Frozen tables are never desired (their object is invalid), so only
         // a narrowed scope needs a filtered copy.
-        let desired: Cow<'_, [Table]> = match &in_scope {
+        let desired: Cow<'a, [Table]> = match &in_scope {
             None => Cow::Borrowed(desired),
             Some(_) => Cow::Owned(desired.iter().filter(|t| keep(t.id)).cloned().collect()),
         };
-        Ok(plan::plan(&desired, &snapshot, self.prune(scope)))
+        let plan = plan::plan(&desired, &snapshot, self.prune(scope));
+        Ok((plan, desired))
     }
 
     fn prune(&self, scope: &Scope) -> Prune {
@@ -146,9 +158,11 @@ impl Engine {
 
     /// Makes the kernel match `desired` within `scope` and reports, per
     /// table, what changed, what is pending and what failed.
+    /// Tables outside the scope get no entry in the report: nothing was
+    /// learnt about them.
     pub fn apply(&mut self, desired: &[Table], scope: &Scope) -> Result<Report, KernelError> {
-        let plan = self.plan(desired, scope)?;
-        Ok(self.execute(desired, plan))
+        let (plan, covered) = self.scoped_plan(desired, scope)?;
+        Ok(self.execute(&covered, plan))
     }
 
     /// Executes a plan computed earlier (by [`Engine::plan`]).

@@ -89,6 +89,15 @@ impl Report {
         self.changes = self.tables.iter().map(|t| t.changes).sum();
     }
 
+    /// Tables that were garbage-collected (no object names them).
+    pub fn removed(&self) -> Vec<u32> {
+        self.tables
+            .iter()
+            .filter(|t| t.name.is_empty())
+            .map(|t| t.id)
+            .collect()
+    }
+
     /// True when every table is fully applied.
     pub fn all_applied(&self) -> bool {
         self.tables.iter().all(TableReport::applied)

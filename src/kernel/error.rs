@@ -91,12 +91,20 @@ impl KernelError {
     }
 
     /// Whether the failure is expected to heal by itself once other state
-    /// appears (a link being created, a rule making the gateway reachable),
-    /// so the caller should retry later rather than report a hard error.
+    /// appears (a link being created, a rule or address making the gateway
+    /// reachable, a link coming up), so the caller should retry later rather
+    /// than report a hard error. An unreachable gateway reads ENETUNREACH for
+    /// IPv4 (ext ack "Nexthop has invalid gateway") and EHOSTUNREACH for
+    /// IPv6; a link that exists but is down reads ENETDOWN.
     pub fn is_pending(&self) -> bool {
-        self.kind == ErrorKind::LinkNotFound
-            || (self.kind == ErrorKind::Kernel
-                && matches!(self.errno, Some(libc::ENODEV) | Some(libc::ENETUNREACH)))
+        match self.kind {
+            ErrorKind::LinkNotFound => true,
+            ErrorKind::Kernel => matches!(
+                self.errno,
+                Some(libc::ENODEV | libc::ENETUNREACH | libc::EHOSTUNREACH | libc::ENETDOWN)
+            ),
+            ErrorKind::Socket | ErrorKind::Protocol => false,
+        }
     }
 }
 
@@ -209,15 +217,16 @@ mod tests {
     fn display_carries_ext_ack() {
         let e = KernelError::kernel(
             libc::EINVAL,
-            "route 10.0.0.0/8 table 7",
-            Some("Nexthop has invalid gateway".into()),
+            "route 10.0.0.0/8 src 10.9.9.9 table 7",
+            Some("Invalid prefsrc address".into()),
         );
         assert_eq!(
             e.to_string(),
-            "route 10.0.0.0/8 table 7: EINVAL (Invalid argument): Nexthop has invalid gateway"
+            "route 10.0.0.0/8 src 10.9.9.9 table 7: EINVAL (Invalid argument): Invalid prefsrc address"
         );
         assert!(!e.is_pending());
         assert_eq!(e.errno_name(), "EINVAL");
+        assert!(KernelError::kernel(libc::EHOSTUNREACH, "x", None).is_pending());
     }
 
     #[test]

@@ -149,8 +149,10 @@ mod tests {
 
     #[test]
     fn cache_both_directions() {
-        let mut c = LinkCache::default();
-        c.stale = true;
+        let mut c = LinkCache {
+            stale: true,
+            ..LinkCache::default()
+        };
         c.replace(&[Link {
             index: 3,
             name: "x".into(),

@@ -4,7 +4,7 @@
 use super::error::KernelError;
 use super::link_msg::{self, Link, LinkCache, RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK};
 use super::route_msg::{
-    self, RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE, RawRoute, RouteFilter, RouteGet,
+    self, Parsed, RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE, RouteFilter, RouteGet,
 };
 use super::rule_msg::{self, RTM_DELRULE, RTM_GETRULE, RTM_NEWRULE};
 use super::socket::{Batch, Conn, DumpEnd, Msg, push_message};
@@ -47,7 +47,7 @@ impl Netlink {
             RTM_GETLINK,
             &link_msg::dump_request(),
             "link show",
-            |m, out| {
+            |m, out: &mut Vec<Link>| {
                 if m.ty == RTM_NEWLINK {
                     match link_msg::parse_link(m.payload) {
                         Ok(l) => out.push(l),
@@ -69,7 +69,7 @@ impl Netlink {
             RTM_GETRULE,
             &rule_msg::dump_request(),
             "rule show",
-            |m, out| {
+            |m, out: &mut Vec<Rule>| {
                 if m.ty == RTM_NEWRULE {
                     match rule_msg::parse_rule(m.payload) {
                         Ok(Some(r)) => out.push(r),
@@ -85,39 +85,36 @@ impl Netlink {
     /// applies (so a no-op check of one table does not copy every route
     /// of the host). A table that does not exist yet is empty.
     pub fn dump_routes(&mut self, filter: RouteFilter) -> Result<Vec<Route>, KernelError> {
-        let mut raw: Vec<RawRoute> = Vec::new();
+        let mut all = RouteDump::default();
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let ctx = route_dump_words(family, filter);
             let request = route_msg::dump_request(family, filter);
-            let got = dump_all(&mut self.conn, RTM_GETROUTE, &request, &ctx, |m, out| {
-                if m.ty == RTM_NEWROUTE {
-                    match route_msg::parse_route(m.payload) {
-                        Ok(Some(r)) if filter.matches(&r.route) => out.push(r),
-                        Ok(_) => {}
-                        Err(e) => log::warn!("{ctx}: unreadable route message skipped: {e}"),
+            let links = &self.links;
+            let got = dump_all(
+                &mut self.conn,
+                RTM_GETROUTE,
+                &request,
+                &ctx,
+                |m, acc: &mut RouteDump| {
+                    if m.ty == RTM_NEWROUTE {
+                        acc.push(m.payload, filter, links, &ctx);
                     }
-                }
-            });
+                },
+            );
             match got {
-                Ok(mut v) => raw.append(&mut v),
+                Ok(part) => all.append(part),
                 // Asking for a table the kernel has never seen: ENOENT.
                 Err(e) if filter.table.is_some() && e.errno == Some(libc::ENOENT) => {}
                 Err(e) => return Err(e),
             }
         }
-        let unknown = raw
-            .iter()
-            .any(|r| r.oif.is_some_and(|i| self.links.name(i).is_none()));
-        if unknown {
+        if !all.unnamed.is_empty() {
             self.links()?;
+            for (i, oif) in all.unnamed {
+                all.routes[i].dev = self.links.name(oif).map(str::to_string);
+            }
         }
-        Ok(raw
-            .into_iter()
-            .map(|RawRoute { mut route, oif }| {
-                route.dev = oif.and_then(|i| self.links.name(i)).map(str::to_string);
-                route
-            })
-            .collect())
+        Ok(all.routes)
     }
 
     /// Applies `ops` in as few datagrams as possible; result `i` belongs to
@@ -143,10 +140,13 @@ impl Netlink {
             links: &self.links,
         };
         let results = self.conn.batch(&mut batch);
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        log::debug!("kernel batch: {} ops, {failed} failed", ops.len());
         if results
             .iter()
             .any(|r| matches!(r, Err(e) if e.errno == Some(libc::ENODEV)))
         {
+            // An ifindex we sent no longer exists: names may have moved.
             self.links.stale = true;
         }
         results
@@ -257,17 +257,64 @@ impl Netlink {
     }
 }
 
+/// Routes read by a dump, named through the link cache as they arrive.
+#[derive(Default)]
+struct RouteDump {
+    routes: Vec<Route>,
+    /// Routes whose output interface the cache does not know (yet).
+    unnamed: Vec<(usize, u32)>,
+    /// The last index named: consecutive routes mostly share a device.
+    last: Option<(u32, String)>,
+}
+
+impl RouteDump {
+    fn push(&mut self, payload: &[u8], filter: RouteFilter, links: &LinkCache, ctx: &str) {
+        let oif = match route_msg::push_route(payload, &mut self.routes) {
+            Ok(Parsed::Pushed { oif }) => oif,
+            Ok(Parsed::Skipped) => return,
+            Err(e) => {
+                log::warn!("{ctx}: unreadable route message skipped: {e}");
+                return;
+            }
+        };
+        let i = self.routes.len() - 1;
+        if !filter.matches(&self.routes[i]) {
+            self.routes.pop();
+            return;
+        }
+        let Some(oif) = oif else { return };
+        let name = match &self.last {
+            Some((idx, name)) if *idx == oif => Some(name.clone()),
+            _ => links.name(oif).map(|n| {
+                self.last = Some((oif, n.to_string()));
+                n.to_string()
+            }),
+        };
+        match name {
+            Some(n) => self.routes[i].dev = Some(n),
+            None => self.unnamed.push((i, oif)),
+        }
+    }
+
+    fn append(&mut self, mut other: RouteDump) {
+        let offset = self.routes.len();
+        self.unnamed
+            .extend(other.unnamed.iter().map(|(i, oif)| (i + offset, *oif)));
+        self.routes.append(&mut other.routes);
+    }
+}
+
 /// Runs a dump to completion, redoing it while the kernel flags it as
 /// interrupted by concurrent changes.
-fn dump_all<T>(
+fn dump_all<A: Default>(
     conn: &mut Conn,
     ty: u16,
     request: &impl Emitable,
     ctx: &str,
-    mut each: impl FnMut(&Msg<'_>, &mut Vec<T>),
-) -> Result<Vec<T>, KernelError> {
+    mut each: impl FnMut(&Msg<'_>, &mut A),
+) -> Result<A, KernelError> {
     for _ in 0..DUMP_ATTEMPTS {
-        let mut out = Vec::new();
+        let mut out = A::default();
         if conn.dump(ty, request, ctx, |m| each(m, &mut out))? == DumpEnd::Complete {
             return Ok(out);
         }
@@ -395,5 +442,22 @@ impl<M: Emitable> Batch for One<'_, M> {
 
     fn context(&self, _: usize) -> String {
         self.ctx.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads the links of the namespace the test runs in (read-only; any
+    /// namespace has `lo`; no privileges needed).
+    #[test]
+    fn truncated_dump_is_redone_with_a_bigger_buffer() {
+        let mut nl = Netlink::open().expect("open netlink socket");
+        nl.conn.shrink_receive_buffer(64);
+        let links = nl.links().expect("link dump");
+        assert!(links.iter().any(|l| l.name == "lo"), "{links:?}");
+        assert!(nl.conn.receive_buffer_len() > 64);
+        assert_eq!(nl.links.name(1), Some("lo"));
     }
 }

@@ -315,20 +315,30 @@ impl Conn {
                     return Ok(Recv::Empty);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "no answer from the kernel",
-                    ));
+                    // SO_RCVTIMEO expired: the kernel is not going to answer.
+                    return Err(io::Error::from_raw_os_error(libc::ETIMEDOUT));
                 }
                 Err(e) => return Err(e),
             }
         };
         if n > self.rx.len() {
             log::warn!("netlink datagram of {n} bytes truncated; growing the receive buffer");
-            self.rx.resize(align4(n) + 4096, 0);
+            let grown = (align4(n) + 4096).max(2 * self.rx.len());
+            self.rx.resize(grown, 0);
             return Ok(Recv::Truncated);
         }
         Ok(Recv::Data(n))
+    }
+
+    /// Shrinks the receive buffer so tests can exercise truncation.
+    #[cfg(test)]
+    pub fn shrink_receive_buffer(&mut self, len: usize) {
+        self.rx.truncate(len);
+    }
+
+    #[cfg(test)]
+    pub fn receive_buffer_len(&self) -> usize {
+        self.rx.len()
     }
 
     pub fn received(&self, n: usize) -> &[u8] {

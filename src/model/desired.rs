@@ -38,8 +38,11 @@ pub struct Desired {
 ///   the older one (`creationTimestamp`, compared as the apiserver's
 ///   RFC 3339 `...Z` text; objects without one count as newest) keeps it,
 ///   ties broken by `namespace/name`; the other fails naming the owner.
-pub fn build(objects: &[RouteConfiguration], protocol: u8) -> Desired {
-    build_from(objects.iter().map(|o| (o, None)).collect(), protocol)
+pub fn build<'a>(
+    objects: impl IntoIterator<Item = &'a RouteConfiguration>,
+    protocol: u8,
+) -> Desired {
+    build_from(objects.into_iter().map(|o| (o, None)).collect(), protocol)
 }
 
 /// [`build`] for objects from [`super::load::load_paths_validated`]: the

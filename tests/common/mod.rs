@@ -1,8 +1,10 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod kube;
 pub mod netns;
+pub mod podman;
 
 use std::path::{Path, PathBuf};
 
