@@ -10,12 +10,10 @@ pub(super) fn parse_net(s: &str) -> Option<IpNet> {
     let b = s.as_bytes();
     if let Some((octets, i)) = dotted(b) {
         if b.get(i) == Some(&b'/') {
-            if let Some((len, end)) = number(b, i + 1) {
-                if end == b.len() && len <= 32 {
-                    return Ipv4Net::new(Ipv4Addr::from(octets), len as u8)
-                        .ok()
-                        .map(IpNet::V4);
-                }
+            if let Some(len) = prefix_len(b, i + 1).filter(|&l| l <= 32) {
+                return Ipv4Net::new(Ipv4Addr::from(octets), len)
+                    .ok()
+                    .map(IpNet::V4);
             }
         }
     }
@@ -41,47 +39,53 @@ pub(super) fn has_host_bits(net: &IpNet) -> bool {
     }
 }
 
-/// Four canonical decimal octets at the start of `b`, and the index after
-/// them; `None` for anything else (which the callers hand to the full
-/// parsers). Plain index loops: this runs twice per route.
+/// Four canonical decimal octets (one to three digits, no leading zero)
+/// at the start of `b`, and the index after them; `None` for anything
+/// else (which the callers hand to the full parsers). One plain loop: this
+/// runs twice per route.
 fn dotted(b: &[u8]) -> Option<([u8; 4], usize)> {
-    let mut octets = [0u8; 4];
+    let mut addr = 0u32;
     let mut i = 0;
-    for (k, o) in octets.iter_mut().enumerate() {
+    for k in 0..4 {
         if k > 0 {
             if b.get(i) != Some(&b'.') {
                 return None;
             }
             i += 1;
         }
-        let (n, end) = number(b, i)?;
-        if n > 255 {
+        let start = i;
+        let mut octet = 0u32;
+        while let Some(d) = b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9) {
+            if i - start == 3 {
+                return None;
+            }
+            octet = octet * 10 + u32::from(d);
+            i += 1;
+        }
+        if i == start || octet > 255 || (i - start > 1 && b[start] == b'0') {
             return None;
         }
-        *o = n as u8;
-        i = end;
+        addr = (addr << 8) | octet;
     }
-    Some((octets, i))
+    Some((addr.to_be_bytes(), i))
 }
 
-/// One to three ASCII digits without a leading zero (or just `0`) at
-/// `b[start..]`, and the index after them.
-#[inline(always)]
-fn number(b: &[u8], start: usize) -> Option<(u32, usize)> {
-    let mut n = 0u32;
-    let mut i = start;
-    while i < b.len() && b[i].is_ascii_digit() {
-        if i - start == 3 {
-            return None;
-        }
-        n = n * 10 + u32::from(b[i] - b'0');
-        i += 1;
-    }
-    let digits = i - start;
-    if digits == 0 || (digits > 1 && b[start] == b'0') {
+/// A canonical decimal number of one or two digits that is all of
+/// `b[start..]`.
+fn prefix_len(b: &[u8], start: usize) -> Option<u8> {
+    let digits = b.get(start..)?;
+    if digits.is_empty() || digits.len() > 2 || (digits.len() > 1 && digits[0] == b'0') {
         return None;
     }
-    Some((n, i))
+    let mut n = 0u8;
+    for &c in digits {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n * 10 + d;
+    }
+    Some(n)
 }
 
 #[cfg(test)]
