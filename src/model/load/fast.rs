@@ -585,3 +585,6 @@ fn borrow<'a>(field: &'a Option<Option<Cow<'_, str>>>) -> Option<&'a str> {
 fn text<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Cow<'de, str>>, A::Error> {
     Ok(map.next_value::<Option<Key<'de>>>()?.map(|k| k.0))
 }
+
+#[cfg(test)]
+mod tests;
