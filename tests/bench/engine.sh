@@ -56,19 +56,22 @@ batch() {
 
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
-# run_timed LABEL CMD...: runs CMD, sets $ms (wall) and $rss (KiB).
+# run_timed CMD...: runs CMD, sets $ms (wall), $cpu (user+sys ms; steadier
+# than wall on a shared machine) and $rss (peak KiB).
 run_timed() {
     local t0
     t0=$(date +%s%N)
-    /usr/bin/time -f %M -o "$work/rss" "$@" >"$work/out" 2>&1 || {
+    /usr/bin/time -f '%M %U %S' -o "$work/rss" "$@" >"$work/out" 2>&1 || {
         echo "command failed: $*" >&2; cat "$work/out" >&2; exit 1; }
     ms=$(ms_since "$t0")
-    rss=$(tail -n1 "$work/rss")
+    read -r rss u s < <(tail -n1 "$work/rss")
+    cpu=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%d", (u + s) * 1000 }')
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) b = 1; printf "%.2f", a / b }'; }
 
-printf '%-8s %10s %10s %10s %10s %8s %10s %11s\n' routes cold_ms noop_ms 1pct_ms ipbatch_ms ratio rss_MiB routes/s
+printf '%-8s %14s %14s %14s %14s %7s %8s %8s %10s\n' routes cold_ms noop_ms 1pct_ms ipbatch_ms ratio rss_cold rss_noop routes/s
+printf '%-8s %14s %14s %14s %14s %7s %8s %8s %10s\n' '' '(wall/cpu)' '(wall/cpu)' '(wall/cpu)' '(wall/cpu)' '' MiB MiB ''
 for n in "${sizes[@]}"; do
     ip netns del "$ns" 2>/dev/null || true
     ip netns add "$ns"
@@ -80,23 +83,25 @@ for n in "${sizes[@]}"; do
     batch "$n" 4242 >"$work/batch.txt"
 
     run_timed ip netns exec "$ns" "$bin" apply -f "$work/table.json" --rt-tables none
-    cold=$ms; cold_rss=$rss
+    cold=$ms; cold_cpu=$cpu; cold_rss=$rss
     run_timed ip netns exec "$ns" "$bin" apply -f "$work/table.json" --rt-tables none
-    noop=$ms
+    noop=$ms; noop_cpu=$cpu; noop_rss=$rss
     run_timed ip netns exec "$ns" "$bin" apply -f "$work/table-1pct.json" --rt-tables none
-    pct=$ms
+    pct=$ms; pct_cpu=$cpu
     count=$(ip -n "$ns" route show table "$("$bin" table-id bench-worker | cut -f1)" | wc -l)
     [ "$count" -eq $((n + 2)) ] || { echo "expected $((n + 2)) routes, kernel has $count" >&2; exit 1; }
     run_timed ip -n "$ns" -batch "$work/batch.txt"
-    ipb=$ms
-    printf '%-8s %10s %10s %10s %10s %8s %10s %11s\n' "$n" "$cold" "$noop" "$pct" "$ipb" \
-        "$(ratio "$cold" "$ipb")" "$(awk -v k="$cold_rss" 'BEGIN { printf "%.1f", k / 1024 }')" \
+    ipb=$ms; ipb_cpu=$cpu
+    mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+    printf '%-8s %14s %14s %14s %14s %7s %8s %8s %10s\n' "$n" "$cold/$cold_cpu" "$noop/$noop_cpu" \
+        "$pct/$pct_cpu" "$ipb/$ipb_cpu" "$(ratio "$cold" "$ipb")" "$(mib "$cold_rss")" "$(mib "$noop_rss")" \
         "$(awk -v n="$n" -v ms="$cold" 'BEGIN { if (ms == 0) ms = 1; printf "%d", n * 1000 / ms }')"
 done
 cat <<'NOTE'
 
-ratio = routecfg cold apply / `ip -batch` adding the same routes (same run;
-both parse their input and talk netlink; <= 1.0 means routecfg is as fast).
+ratio = routecfg cold apply / `ip -batch` adding the same routes, wall time
+(same run; both parse their input and talk netlink; <= 1.0 means routecfg is
+at least as fast). cpu = user + sys of the process (10 ms resolution).
 Upstream algorithm on this machine kind (shared/notes/measurements.md):
   1,000 routes: 448 ms cold, 1,232 ms no-op;  2,000: 1,761 ms cold, 4,697 ms no-op.
 NOTE
