@@ -17,4 +17,4 @@ pub mod runner;
 
 pub use metrics::Metrics;
 pub use state::{State, diff_tables, key_of, labels_of};
-pub use status::{updated_status, without_host};
+pub use status::updated_status;

@@ -7,7 +7,7 @@
 //! when its status flips, and nothing is written when nothing changed, so a
 //! steady cluster causes no API traffic.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// Condition type written by routecfg (as upstream).
 pub const APPLIED: &str = "Applied";
@@ -67,24 +67,6 @@ pub fn updated_status(object: &Value, host: &str, applied: bool, now: &str) -> O
         return None;
     }
     status.insert("conditions".into(), Value::Array(conditions));
-    Some(Value::Object(status))
-}
-
-/// Returns the object's new `status` without this host's entry, or `None`
-/// if it has none (used when this host stops managing the object).
-pub fn without_host(object: &Value, host: &str) -> Option<Value> {
-    let status = object.get("status")?.as_object()?;
-    let conditions = status.get("conditions")?.as_array()?;
-    let kept: Vec<Value> = conditions
-        .iter()
-        .filter(|c| c.get("host").and_then(Value::as_str) != Some(host))
-        .cloned()
-        .collect();
-    if kept.len() == conditions.len() {
-        return None;
-    }
-    let mut status: Map<String, Value> = status.clone();
-    status.insert("conditions".into(), Value::Array(kept));
     Some(Value::Object(status))
 }
 
@@ -152,18 +134,5 @@ mod tests {
             s["conditions"],
             json!([{"host": "a", "type": "Applied", "status": "True", "lastTransitionTime": "t0"}])
         );
-    }
-
-    #[test]
-    fn removing_host_entry() {
-        let o = obj(json!([
-            {"host": "a", "type": "Applied", "status": "True"},
-            {"host": "b", "type": "Applied", "status": "True"}
-        ]));
-        assert_eq!(
-            without_host(&o, "a").unwrap()["conditions"],
-            json!([{"host": "b", "type": "Applied", "status": "True"}])
-        );
-        assert_eq!(without_host(&o, "z"), None);
     }
 }

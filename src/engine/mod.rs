@@ -14,7 +14,7 @@ use crate::kernel::{KernelError, Netlink, RouteFilter};
 use crate::plan::{self, Plan, Prune};
 use crate::routing::{Op, Snapshot, Table};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// What to look at and what may be removed in one apply.
 #[derive(Clone, Debug, Default)]
@@ -53,11 +53,6 @@ impl Engine {
             netlink: Netlink::open()?,
             protocol,
         })
-    }
-
-    /// The ownership mark this engine writes and collects.
-    pub fn protocol(&self) -> u8 {
-        self.protocol
     }
 
     /// Direct access for callers that need kernel facts the engine does not
@@ -211,13 +206,4 @@ impl Engine {
         report.finish();
         report
     }
-}
-
-/// Counts ops per table, for logs.
-pub fn ops_by_table(ops: &[Op]) -> BTreeMap<u32, usize> {
-    let mut m = BTreeMap::new();
-    for op in ops {
-        *m.entry(op.table()).or_insert(0) += 1;
-    }
-    m
 }
