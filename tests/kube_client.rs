@@ -6,13 +6,11 @@
 mod common;
 
 use std::fs;
-use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::kube::KubeEnv;
+use common::netns::Netns;
 use routecfg::kube::{
     Client, EventType, KubeConfig, KubeError, Watch, WatchEvent, WatchEventKind, WatchPoll,
 };
@@ -23,52 +21,6 @@ const FABRIC: &str = "networking.liqo.io/route-category=fabric";
 /// Guard against a hung test, not a timed assertion: the API answers in
 /// milliseconds; this only turns "stuck forever" into a loud failure.
 const GUARD: Duration = Duration::from_secs(60);
-
-static NEXT_NODE: AtomicU32 = AtomicU32::new(0);
-
-/// A node namespace created by this test; deleted on drop.
-struct NodeNs(String);
-
-impl NodeNs {
-    fn create() -> NodeNs {
-        let name = format!(
-            "rcfg-kc-{}-{}",
-            std::process::id(),
-            NEXT_NODE.fetch_add(1, Ordering::Relaxed)
-        );
-        let status = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("running ip netns add");
-        assert!(status.success(), "ip netns add {name}: {status}");
-        NodeNs(name)
-    }
-}
-
-impl Drop for NodeNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// Runs `f` on a thread that has entered the node's network namespace (the
-/// namespace is per thread, so the rest of the test process is unaffected).
-fn in_netns<T: Send>(netns: &str, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        let worker = s.spawn(|| {
-            let path = format!("/run/netns/{netns}");
-            let file = fs::File::open(&path).unwrap_or_else(|e| panic!("opening {path}: {e}"));
-            // SAFETY: setns on a valid namespace fd, affecting this thread.
-            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
-            f()
-        });
-        match worker.join() {
-            Ok(v) => v,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-    })
-}
 
 fn rc(ns: &str, name: &str, labels: &[(&str, &str)], table: &str) -> String {
     let labels: String = labels
@@ -216,9 +168,9 @@ fn rotate(path: &Path, token: &str) {
 #[test]
 fn route_configurations_against_a_real_api_server() {
     let mut env = KubeEnv::start();
-    let node = NodeNs::create();
+    let node = Netns::new("kc");
     let node_ip = env.node_ip(20);
-    env.attach(&node.0, &node_ip);
+    env.attach(node.name(), &node_ip);
     let env = &env;
 
     let crd = common::shared_dir().join("upstream/routeconfigurations.networking.liqo.io.yaml");
@@ -264,7 +216,7 @@ fn route_configurations_against_a_real_api_server() {
         ),
     );
 
-    in_netns(&node.0, || {
+    node.in_netns(|| {
         let config =
             KubeConfig::in_cluster(&env.api_ip(), &port, &sa_dir).expect("in-cluster config");
         assert_eq!(config.namespace.as_deref(), Some("liqo"));

@@ -6,12 +6,12 @@
 mod common;
 
 use common::kube::KubeEnv;
+use common::netns::Netns;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 const CRD_NAME: &str = "routeconfigurations.networking.liqo.io";
 
@@ -81,58 +81,31 @@ fn upstream_crd_and_rome_gateway_fixtures_round_trip() {
     assert_eq!(got, expected);
 }
 
-static NEXT_NODE: AtomicU32 = AtomicU32::new(0);
-
-/// A node namespace as a test creates it; deleted on drop.
-struct NodeNs(String);
-
-impl NodeNs {
-    fn create() -> NodeNs {
-        let name = format!(
-            "rcfg-node-{}-{}",
-            std::process::id(),
-            NEXT_NODE.fetch_add(1, Ordering::Relaxed)
-        );
-        let status = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("running ip netns add");
-        assert!(status.success(), "ip netns add {name}: {status}");
-        NodeNs(name)
-    }
-}
-
-impl Drop for NodeNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
 #[test]
 fn attached_node_reaches_the_api_with_verified_tls_and_after_a_restart() {
     let mut env = KubeEnv::start();
-    let node = NodeNs::create();
+    let node = Netns::new("node");
 
     // Isolation: the node namespace has no path to the API until attached.
     let before = env.kubectl_in(
-        &node.0,
+        node.name(),
         &["--request-timeout=5s", "get", "--raw", "/readyz"],
     );
     assert!(
         !before.status.success(),
         "API reachable from {} before attach",
-        node.0
+        node.name()
     );
 
     let node_ip = env.node_ip(10);
-    env.attach(&node.0, &node_ip);
+    env.attach(node.name(), &node_ip);
     // The admin kubeconfig names https://198.18.X.1 and the generated CA:
     // success means routing, TLS verification and token auth all work.
-    let readyz = env.kubectl_in(&node.0, &["get", "--raw", "/readyz"]);
+    let readyz = env.kubectl_in(node.name(), &["get", "--raw", "/readyz"]);
     assert!(
         readyz.status.success(),
         "readyz from {}: {}",
-        node.0,
+        node.name(),
         String::from_utf8_lossy(&readyz.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&readyz.stdout).trim(), "ok");
@@ -143,7 +116,7 @@ fn attached_node_reaches_the_api_with_verified_tls_and_after_a_restart() {
     let token = env.create_service_account_token("default", "agent");
     let sa_config = env.write_kubeconfig("agent", &token);
     let denied = Command::new("ip")
-        .args(["netns", "exec", &node.0, "/usr/bin/kubectl"])
+        .args(["netns", "exec", node.name(), "/usr/bin/kubectl"])
         .arg(format!("--kubeconfig={}", sa_config.display()))
         .arg(format!(
             "--cache-dir={}",
@@ -166,13 +139,13 @@ fn attached_node_reaches_the_api_with_verified_tls_and_after_a_restart() {
     // Outage and recovery: same certificates, same etcd data.
     env.stop_apiserver();
     let down = env.kubectl_in(
-        &node.0,
+        node.name(),
         &["--request-timeout=5s", "get", "--raw", "/readyz"],
     );
     assert!(!down.status.success(), "API answered while stopped");
     env.restart_apiserver();
     let sa = env.kubectl_in(
-        &node.0,
+        node.name(),
         &["get", "serviceaccount", "agent", "-n", "default"],
     );
     assert!(
