@@ -1,6 +1,6 @@
 //! `run`, `once` and `status`: the API-server-driven commands.
 
-use super::args::{Args, Kind, Spec};
+use super::args::{Args, Spec};
 use super::common::{KERNEL_FLAGS, KernelOpts, specs};
 use crate::agent::runner::{self, Options};
 use crate::kube::ConnectOptions;
@@ -11,61 +11,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const AGENT_FLAGS: &[Spec] = &[
-    Spec {
-        long: "kubeconfig",
-        short: None,
-        kind: Kind::Value,
-    },
-    Spec {
-        long: "context",
-        short: None,
-        kind: Kind::Value,
-    },
-    Spec {
-        long: "role",
-        short: None,
-        kind: Kind::Value,
-    },
-    Spec {
-        long: "remote-cluster-id",
-        short: None,
-        kind: Kind::Value,
-    },
-    Spec {
-        long: "node-name",
-        short: None,
-        kind: Kind::Value,
-    },
-    Spec {
-        long: "selector",
-        short: Some('l'),
-        kind: Kind::Value,
-    },
-    Spec {
-        long: "host-name",
-        short: None,
-        kind: Kind::Value,
-    },
-    Spec {
-        long: "finalizer",
-        short: None,
-        kind: Kind::Switch,
-    },
-    Spec {
-        long: "metrics-addr",
-        short: None,
-        kind: Kind::Value,
-    },
-    Spec {
-        long: "resync",
-        short: None,
-        kind: Kind::Value,
-    },
-    Spec {
-        long: "watch-timeout",
-        short: None,
-        kind: Kind::Value,
-    },
+    Spec::value("kubeconfig"),
+    Spec::value("context"),
+    Spec::value("role"),
+    Spec::value("remote-cluster-id"),
+    Spec::value("node-name"),
+    Spec::value("selector").short('l'),
+    Spec::value("host-name"),
+    Spec::switch("finalizer"),
+    Spec::value("metrics-addr"),
+    Spec::value("resync"),
+    Spec::value("watch-timeout"),
 ];
 
 pub const RUN_HELP: &str = "\
@@ -189,21 +145,9 @@ pub fn agent(argv: &[String], daemon: bool) -> i32 {
 /// `status`: fetches `/status` from the local agent and prints it.
 pub fn status(argv: &[String]) -> i32 {
     let flags = [
-        Spec {
-            long: "metrics-addr",
-            short: None,
-            kind: Kind::Value,
-        },
-        Spec {
-            long: "output",
-            short: Some('o'),
-            kind: Kind::Value,
-        },
-        Spec {
-            long: "help",
-            short: Some('h'),
-            kind: Kind::Switch,
-        },
+        Spec::value("metrics-addr"),
+        Spec::value("output").short('o'),
+        Spec::switch("help").short('h'),
     ];
     let args = match Args::parse(argv, &flags) {
         Ok(a) if a.has("help") => return super::help(STATUS_HELP),

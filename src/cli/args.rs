@@ -14,10 +14,39 @@ pub enum Kind {
 }
 
 /// One accepted flag.
+#[derive(Clone, Copy)]
 pub struct Spec {
     pub long: &'static str,
     pub short: Option<char>,
     pub kind: Kind,
+}
+
+impl Spec {
+    /// `--long VALUE`.
+    pub const fn value(long: &'static str) -> Spec {
+        Spec {
+            long,
+            short: None,
+            kind: Kind::Value,
+        }
+    }
+
+    /// `--long` alone.
+    pub const fn switch(long: &'static str) -> Spec {
+        Spec {
+            long,
+            short: None,
+            kind: Kind::Switch,
+        }
+    }
+
+    /// The same flag with a one-letter alias (`-c`).
+    pub const fn short(self, c: char) -> Spec {
+        Spec {
+            short: Some(c),
+            ..self
+        }
+    }
 }
 
 /// Parsed flags and positionals.
@@ -110,21 +139,9 @@ mod tests {
     use super::*;
 
     const SPECS: &[Spec] = &[
-        Spec {
-            long: "file",
-            short: Some('f'),
-            kind: Kind::Value,
-        },
-        Spec {
-            long: "prune",
-            short: None,
-            kind: Kind::Switch,
-        },
-        Spec {
-            long: "protocol",
-            short: None,
-            kind: Kind::Value,
-        },
+        Spec::value("file").short('f'),
+        Spec::switch("prune"),
+        Spec::value("protocol"),
     ];
 
     fn argv(s: &[&str]) -> Vec<String> {

@@ -1,7 +1,7 @@
 //! Options shared by every command that touches the kernel, and the glue
 //! from files to desired tables.
 
-use super::args::{Args, Kind, Spec};
+use super::args::{Args, Spec};
 use crate::routing::DEFAULT_PROTOCOL;
 use crate::rt_tables::RtTables;
 use std::path::PathBuf;
@@ -11,26 +11,10 @@ pub const DEFAULT_RT_TABLES: &str = "/etc/iproute2/rt_tables";
 
 /// Flags every kernel-touching command accepts.
 pub const KERNEL_FLAGS: &[Spec] = &[
-    Spec {
-        long: "protocol",
-        short: None,
-        kind: Kind::Value,
-    },
-    Spec {
-        long: "rt-tables",
-        short: None,
-        kind: Kind::Value,
-    },
-    Spec {
-        long: "output",
-        short: Some('o'),
-        kind: Kind::Value,
-    },
-    Spec {
-        long: "help",
-        short: Some('h'),
-        kind: Kind::Switch,
-    },
+    Spec::value("protocol"),
+    Spec::value("rt-tables"),
+    Spec::value("output").short('o'),
+    Spec::switch("help").short('h'),
 ];
 
 /// How results are printed.
@@ -78,12 +62,5 @@ impl KernelOpts {
 
 /// Joins two flag lists (a command's own plus a shared set).
 pub fn specs(own: &[Spec], shared: &[Spec]) -> Vec<Spec> {
-    own.iter()
-        .chain(shared)
-        .map(|s| Spec {
-            long: s.long,
-            short: s.short,
-            kind: s.kind,
-        })
-        .collect()
+    own.iter().chain(shared).copied().collect()
 }

@@ -3,7 +3,7 @@
 //! holds it. The first thing a newcomer runs, so it needs nothing but the
 //! binary and prints little.
 
-use super::args::{Args, Kind, Spec};
+use super::args::{Args, Spec};
 use super::common::Output;
 use crate::demo::lookups::{self, Answer};
 use crate::demo::{netns, seed, show, topology};
@@ -17,16 +17,8 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 const FLAGS: &[Spec] = &[
-    Spec {
-        long: "output",
-        short: Some('o'),
-        kind: Kind::Value,
-    },
-    Spec {
-        long: "help",
-        short: Some('h'),
-        kind: Kind::Switch,
-    },
+    Spec::value("output").short('o'),
+    Spec::switch("help").short('h'),
 ];
 
 pub const DEMO_HELP: &str = "\

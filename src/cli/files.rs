@@ -1,7 +1,7 @@
 //! `apply`, `diff` and `cleanup`: the run-once commands that read
 //! RouteConfigurations from files, with no API server involved.
 
-use super::args::{Args, Kind, Spec};
+use super::args::{Args, Spec};
 use super::common::{KERNEL_FLAGS, KernelOpts, Output, specs};
 use crate::engine::{Engine, Report, Scope};
 use crate::model::desired::{self, Desired};
@@ -13,21 +13,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 const INPUT_FLAGS: &[Spec] = &[
-    Spec {
-        long: "file",
-        short: Some('f'),
-        kind: Kind::Value,
-    },
-    Spec {
-        long: "selector",
-        short: Some('l'),
-        kind: Kind::Value,
-    },
-    Spec {
-        long: "prune",
-        short: None,
-        kind: Kind::Switch,
-    },
+    Spec::value("file").short('f'),
+    Spec::value("selector").short('l'),
+    Spec::switch("prune"),
 ];
 
 pub const APPLY_HELP: &str = "\
