@@ -12,6 +12,7 @@ pub mod demo;
 pub mod engine;
 pub mod kernel;
 pub mod kube;
+pub mod leader;
 pub mod model;
 pub mod plan;
 pub mod routing;

@@ -16,6 +16,21 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
+/// Kubernetes `MicroTime` (`YYYY-MM-DDTHH:MM:SS.ffffffZ`), as Lease
+/// `acquireTime` and `renewTime` need it.
+pub fn rfc3339_micro(secs: u64, micros: u32) -> String {
+    let s = rfc3339(secs);
+    format!("{}.{:06}Z", &s[..s.len() - 1], micros % 1_000_000)
+}
+
+/// The current time as `MicroTime`.
+pub fn now_rfc3339_micro() -> String {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339_micro(d.as_secs(), d.subsec_micros())
+}
+
 /// The current time as RFC 3339.
 pub fn now_rfc3339() -> String {
     let secs = SystemTime::now()
@@ -42,7 +57,20 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod tests {
-    use super::rfc3339;
+    use super::{rfc3339, rfc3339_micro};
+
+    #[test]
+    fn formats_micro_time() {
+        assert_eq!(rfc3339_micro(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            rfc3339_micro(1_700_000_000, 42),
+            "2023-11-14T22:13:20.000042Z"
+        );
+        assert_eq!(
+            rfc3339_micro(1_700_000_000, 999_999),
+            "2023-11-14T22:13:20.999999Z"
+        );
+    }
 
     #[test]
     fn formats_known_instants() {

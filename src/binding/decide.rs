@@ -225,6 +225,9 @@ pub fn decide(w: &World) -> Vec<Action> {
 }
 
 #[cfg(test)]
+// Tests build each world inline from copies; `from_ref` would hide which
+// objects a case contains.
+#[allow(clippy::cloned_ref_to_slice_refs)]
 mod tests {
     use super::*;
     use serde_json::json;
