@@ -339,13 +339,20 @@ fn demo_without_a_way_to_a_namespace_exits_2_saying_what_it_needs() {
 }
 
 #[test]
-fn crd_prints_the_embedded_manifest() {
+fn crd_prints_both_embedded_manifests() {
     // No root needed: `crd` only prints.
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/static/crd.yaml");
-    let file = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    let read = |name: &str| {
+        let path = format!("{}/static/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
+    };
+    let expected = format!(
+        "{}\n---\n{}",
+        read("crd.yaml").trim_end(),
+        read("crd-bindings.yaml").trim_end()
+    );
     let out = run(Command::new(BIN).arg("crd"));
     assert!(out.status.success(), "crd failed: {}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).trim_end(), file.trim_end());
+    assert_eq!(text(&out.stdout).trim_end(), expected);
     let out = run(Command::new(BIN).args(["crd", "extra"]));
     assert_eq!(out.status.code(), Some(2), "crd must refuse arguments");
 }
