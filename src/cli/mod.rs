@@ -3,6 +3,7 @@
 
 mod agent;
 mod args;
+pub mod binding_flags;
 mod common;
 mod crd;
 mod demo;
@@ -24,7 +25,7 @@ Commands:
   cleanup           remove everything carrying routecfg's mark
   table-id NAME...  print the kernel table id of each table name
   demo              try it: the docs' Rome gateway in a private namespace
-  crd               print the RouteConfiguration CRD (pipe to kubectl apply)
+  crd               print both CRDs (pipe to kubectl apply)
   help              this text
 
 `routecfg COMMAND --help` describes a command. Logging: RUST_LOG=debug.
