@@ -13,6 +13,7 @@ pub mod mode;
 pub mod name;
 pub mod object;
 pub mod status;
+pub mod store;
 pub mod target;
 
 pub use decide::{Action, decide};
@@ -20,6 +21,7 @@ pub use mode::{BindingsFlag, Mode, select_mode};
 pub use name::binding_name;
 pub use object::{desired_binding, repaired_binding};
 pub use status::{Outcome, updated_binding_status};
+pub use store::BindingStore;
 pub use target::Target;
 
 /// `apiVersion` of bindings (the same group and version as RouteConfigurations).
