@@ -236,6 +236,13 @@ impl KubeEnv {
     /// can `apply -f -` manifests they build in memory.
     pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> String {
         let what = format!("kubectl {}", args.join(" "));
+        expect_success(&what, self.kubectl_stdin_status(args, stdin))
+    }
+
+    /// Like [`KubeEnv::kubectl_stdin`], returning kubectl's output whatever
+    /// its status, for tests that expect a refusal.
+    pub fn kubectl_stdin_status(&self, args: &[&str], stdin: &str) -> Output {
+        let what = format!("kubectl {}", args.join(" "));
         let mut child = self
             .kubectl_command(&self.netns, args)
             .stdin(Stdio::piped())
@@ -247,10 +254,9 @@ impl KubeEnv {
             pipe.write_all(stdin.as_bytes())
                 .unwrap_or_else(|e| panic!("{what}: writing stdin: {e}"));
         }
-        let out = child
+        child
             .wait_with_output()
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
-        expect_success(&what, out)
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
     }
 
     /// Mints a real ServiceAccount token (the ServiceAccount must exist), so
