@@ -148,10 +148,12 @@ impl Elector {
         } else {
             self.next_try
         };
-        if self.leader {
-            retry.min(self.renewed_at + self.cfg.renew_deadline_ms)
-        } else {
+        if !self.leader {
             retry
+        } else if self.cfg.follow {
+            retry.min(self.seen_at + self.lease_ms())
+        } else {
+            retry.min(self.renewed_at + self.cfg.renew_deadline_ms)
         }
     }
 
@@ -572,7 +574,23 @@ mod tests {
             );
             assert_eq!(e.tick(*t), None);
         }
-        // It stops renewing: lost a lease duration after the last change.
+        // It stops renewing: lost a lease duration after the last change,
+        // and the loop is told to wake up then (not before, not busily).
+        assert_eq!(e.due(20_001), None);
+        e.due(22_000);
+        e.on_response(
+            22_000,
+            W,
+            Response::Lease(lease("gw-pod-1_3f2a-uuid", "r4", 15)),
+        );
+        assert_eq!(e.next_wakeup(), 24_000);
+        e.due(34_000);
+        e.on_response(
+            34_000,
+            W,
+            Response::Lease(lease("gw-pod-1_3f2a-uuid", "r4", 15)),
+        );
+        assert_eq!(e.next_wakeup(), 35_000);
         assert_eq!(e.tick(34_999), None);
         assert!(matches!(e.tick(35_000), Some(Event::Lost { .. })));
         // Never writes.
