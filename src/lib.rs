@@ -9,6 +9,7 @@ pub mod agent;
 pub mod cli;
 pub mod demo;
 pub mod engine;
+pub mod explain;
 pub mod kernel;
 pub mod kube;
 pub mod model;

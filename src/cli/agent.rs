@@ -154,7 +154,7 @@ pub fn status(argv: &[String]) -> i32 {
         Ok(a) => a,
         Err(e) => return super::usage(&e, STATUS_HELP),
     };
-    let addr = args.value("metrics-addr").unwrap_or("127.0.0.1:8114");
+    let addr = args.value("metrics-addr").unwrap_or(DEFAULT_STATUS_ADDR);
     let body = match fetch_status(addr) {
         Ok(b) => b,
         Err(e) => return super::fatal(&format!("asking the agent at {addr}: {e}")),
@@ -171,7 +171,11 @@ pub fn status(argv: &[String]) -> i32 {
     0
 }
 
-fn fetch_status(addr: &str) -> Result<String, String> {
+/// Where `status` and `explain` find the agent by default.
+pub const DEFAULT_STATUS_ADDR: &str = "127.0.0.1:8114";
+
+/// `GET /status` from the agent at `addr`.
+pub fn fetch_status(addr: &str) -> Result<String, String> {
     let sock: std::net::SocketAddr = addr.parse().map_err(|_| "expected IP:PORT".to_string())?;
     let mut s =
         TcpStream::connect_timeout(&sock, Duration::from_secs(2)).map_err(|e| e.to_string())?;

@@ -6,6 +6,7 @@ mod args;
 mod common;
 mod crd;
 mod demo;
+mod explain;
 mod files;
 
 use crate::table_id::table_id;
@@ -21,6 +22,7 @@ Commands:
   status            ask the running agent what it manages
   apply -f PATH     apply RouteConfigurations from files, then exit
   diff -f PATH      show what apply would change (exit 1 when out of sync)
+  explain DST ...   where a packet goes, and which object, rule and route
   cleanup           remove everything carrying routecfg's mark
   table-id NAME...  print the kernel table id of each table name
   demo              try it: the docs' Rome gateway in a private namespace
@@ -46,6 +48,7 @@ pub fn main(argv: &[String]) -> i32 {
         "run" => agent::agent(rest, true),
         "once" => agent::agent(rest, false),
         "status" => agent::status(rest),
+        "explain" => explain::explain(rest),
         "help" | "--help" | "-h" => help(HELP),
         "--version" | "version" => {
             println!("routecfg {}", env!("CARGO_PKG_VERSION"));
