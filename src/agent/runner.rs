@@ -593,8 +593,12 @@ impl Agent {
             }));
         }
         let invalid: Vec<String> = self.state.object_errors().into_values().collect();
+        // Where each table, rule and route came from: what `explain` reads.
+        let origins = crate::explain::origin::build(self.state.objects(), &desired);
         json!({
             "host": self.opts.host,
+            "protocol": self.opts.protocol,
+            "origins": origins,
             "ready": self.ready,
             "tables": tables,
             "invalid": invalid,
