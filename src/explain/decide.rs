@@ -184,6 +184,11 @@ pub struct Explanation {
     pub route: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route_protocol: Option<u8>,
+    /// The next hop and device of the answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
     /// Matching rules tried first whose tables have no route for the
     /// destination (the kernel goes on past them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -240,6 +245,8 @@ pub fn explain(
         rule: None,
         route: None,
         route_protocol: None,
+        via: None,
+        dev: None,
         passed: Vec::new(),
         object: None,
         table_target_ref: None,
@@ -260,6 +267,8 @@ pub fn explain(
     e.table = Some(name(got.table));
     e.route = Some(route_words(got));
     e.route_protocol = Some(got.protocol);
+    e.via = got.gateway;
+    e.dev = got.dev.clone();
 
     let mut chosen = None;
     for rule in matching_rules(cx.rules, flow) {
