@@ -295,3 +295,93 @@ fn explain_says_when_the_decision_is_not_ours() {
     let bad = bed.routecfg(&["explain", "10.1.1.1", "mark", "x", "-f", bed.dir()]);
     assert_eq!(bad.status.code(), Some(2), "{}", describe(&bad));
 }
+
+/// The same answers with the map read from a running agent's `/status`
+/// (real kube-apiserver; the gateway agent selects rome-worker-extcidr,
+/// not the control plane's).
+#[test]
+fn explain_asks_the_running_agent() {
+    use common::agent::*;
+    use common::kube::KubeEnv;
+    let topo = RomeTopology::build();
+    let mut env = KubeEnv::start();
+    let ip = env.node_ip(10);
+    env.attach(topo.gateway.name(), &ip);
+    install_crd(&env, Crd::Project);
+    create_namespaces(&env, &["liqo", "liqo-tenant-milan"]);
+    let scratch = Scratch::new("explain");
+    let select = [
+        "--role",
+        "gateway",
+        "--remote-cluster-id",
+        "milan",
+        "--node-name",
+        "rome-worker",
+    ];
+    let agent = Agent::start(&AgentConfig {
+        netns: topo.gateway.name(),
+        host: "rome-gateway",
+        kubeconfig: env.kubeconfig(),
+        select: &select,
+        dir: scratch.path(),
+        metrics_port: 9433,
+    });
+    agent.wait_ready();
+    let fixtures = common::shared_dir().join("fixtures/rome/gateway");
+    env.kubectl_ok(&["apply", "-f", &fixtures.display().to_string()]);
+
+    let ask = |flow: &str| -> Result<Value, String> {
+        let mut argv: Vec<&str> = vec![ROUTECFG, "explain"];
+        argv.extend(flow.split_whitespace());
+        argv.extend(["--metrics-addr", "127.0.0.1:9433", "-o", "json"]);
+        let out = topo.gateway.exec(&argv);
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {}", describe(&out)))
+    };
+    let worker_flow = "10.200.1.3 from 10.61.0.5 iif liqo-tunnel";
+    wait_for("the agent to apply and publish origins", CONVERGE, || {
+        agent.check_alive()?;
+        let e = ask(worker_flow)?;
+        if e["decidedBy"] == "routecfg" && e.get("specRoute").is_some() {
+            Ok(())
+        } else {
+            Err(format!("{e:#}"))
+        }
+    });
+    let e = ask(worker_flow).unwrap();
+    check(
+        &e,
+        &Expect {
+            object: "liqo/rome-worker-gw-node",
+            table: "rome-worker",
+            rule: 1,
+            route: 0,
+            route_target: Some("liqo-crd-replicator-6b9444849f-lk4f2"),
+            rule_target: None,
+            answer: "10.200.1.3 from 10.61.0.5 via 10.80.0.2 dev liqo.zgdhd2x5fc table rome-worker iif liqo-tunnel",
+        },
+    );
+    let service = ask("10.60.167.119 from 10.61.0.5 iif liqo-tunnel").unwrap();
+    check(
+        &service,
+        &Expect {
+            object: "liqo/rome-worker-extcidr",
+            table: "rome-worker-extcidr",
+            rule: 0,
+            route: 1,
+            route_target: None,
+            rule_target: None,
+            answer: "10.60.167.119 from 10.61.0.5 via 10.80.0.2 dev liqo.zgdhd2x5fc table rome-worker-extcidr iif liqo-tunnel",
+        },
+    );
+    let nodeport = ask("10.70.0.0 from 10.61.0.5 iif liqo-tunnel mark 2").unwrap();
+    assert_eq!(
+        nodeport["object"], "liqo/rome-worker-service-nodeport-routing",
+        "{nodeport:#}"
+    );
+    assert_eq!(
+        nodeport["specRule"]["targetRef"]["name"], "rome-worker",
+        "{nodeport:#}"
+    );
+    let main = ask(&format!("{MILAN_TUNNEL_IP}")).unwrap();
+    assert_eq!(main["decidedBy"], "main", "{main:#}");
+}
