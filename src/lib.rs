@@ -6,6 +6,7 @@
 //! [`routing::Snapshot`]) -> [`kernel`] batch -> result -> status.
 
 pub mod agent;
+pub mod checkpoint;
 pub mod cli;
 pub mod demo;
 pub mod engine;
