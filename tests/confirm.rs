@@ -351,3 +351,110 @@ fn a_second_trial_is_refused_while_one_is_pending() {
     assert_eq!(status.code(), Some(1));
     assert_same(&before, &bed.host.state());
 }
+
+/// An agent with the same mark in the same namespace (real API server)
+/// leaves the trial's tables alone while the checkpoint is pending, says
+/// so in `/status`, and reconciles them again once it ends.
+#[test]
+fn an_agent_pauses_during_the_trial_and_resumes_after() {
+    use common::agent::{self, Agent, AgentConfig, CONVERGE, Crd, Scratch, wait_for};
+    use common::kube::KubeEnv;
+    use serde_json::{Value, json};
+
+    let bed = Bed::new("cag");
+    let mut env = KubeEnv::start();
+    let ip = env.node_ip(10);
+    env.attach(bed.host.name(), &ip);
+    agent::install_crd(&env, Crd::Project);
+    agent::create_namespaces(&env, &["trial"]);
+    let table = |gw: &str| {
+        json!({"name": "agent-table", "rules": [{"dst": "10.95.0.0/16", "routes": [
+            {"dst": "10.95.0.0/16", "gw": gw, "dev": "side0"}]}]})
+    };
+    agent::apply(
+        &env,
+        &agent::route_config(
+            "trial",
+            "agentobj",
+            &[("test", "confirm")],
+            table("10.78.0.5"),
+        ),
+    );
+    let scratch = Scratch::new("confirm");
+    let cp_dir = bed.checkpoint_dir();
+    let select = [
+        "--selector",
+        "test=confirm",
+        "--checkpoint-dir",
+        cp_dir.to_str().unwrap(),
+    ];
+    let agent = Agent::start(&AgentConfig {
+        netns: bed.host.name(),
+        host: "trial-host",
+        kubeconfig: env.kubeconfig(),
+        select: &select,
+        dir: scratch.path(),
+        metrics_port: 9433,
+    });
+    agent.wait_ready();
+    let id = routecfg::table_id::table_id("agent-table");
+    let route = || bed.host.ip(&["route", "show", "table", &id.to_string()]);
+    wait_for("the agent's route", CONVERGE, || {
+        let r = route();
+        if r.contains("via 10.78.0.5") {
+            Ok(())
+        } else {
+            Err(r)
+        }
+    });
+
+    // The trial changes the agent's table (another gateway) and cuts.
+    let trial_object = agent::route_config("trial", "agentobj", &[], table("10.78.0.6"));
+    std::fs::write(bed.dir.join("in/agent.json"), trial_object.to_string()).unwrap();
+    let trial = bed.start_trial(120);
+    assert!(route().contains("via 10.78.0.6"), "{}", route());
+    let status = |agent: &Agent| -> Result<Value, String> {
+        let (code, body) = agent.http_get("/status")?;
+        if code != 200 {
+            return Err(format!("/status answered {code}"));
+        }
+        serde_json::from_str(&body).map_err(|e| e.to_string())
+    };
+    let paused = wait_for("/status to say paused", CONVERGE, || {
+        let s = status(&agent)?;
+        match s["paused"]["tables"].as_array() {
+            Some(t) if t.iter().any(|v| v.as_u64() == Some(u64::from(id))) => Ok(s),
+            _ => Err(s.to_string()),
+        }
+    });
+    assert!(
+        paused["paused"]["checkpoint"].as_str().is_some(),
+        "{paused}"
+    );
+    // The agent repairs a hand-made change in milliseconds; give it ample
+    // time to (wrongly) fight the trial, then check it did not.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        route().contains("via 10.78.0.6"),
+        "the agent fought the trial: {}",
+        route()
+    );
+    assert!(agent.log().contains("on trial"), "{}", agent.log_tail(20));
+
+    // Confirmed: the trial's state is kept, and the agent, no longer
+    // paused, brings its table back to its object.
+    let out = bed.routecfg(&["confirm"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let (status_code, text) = finish(trial);
+    assert_eq!(status_code.code(), Some(0), "{text}");
+    wait_for("the agent to resume", CONVERGE, || {
+        agent.check_alive()?;
+        let r = route();
+        let s = status(&agent)?;
+        if r.contains("via 10.78.0.5") && s["paused"].is_null() {
+            Ok(())
+        } else {
+            Err(format!("{r}\n{s}"))
+        }
+    });
+}

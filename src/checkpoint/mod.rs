@@ -6,6 +6,7 @@
 //! exactly one decider). This module is the kernel shell around them and
 //! the detached timer process.
 
+pub mod pause;
 pub mod record;
 pub mod restore;
 pub mod store;

@@ -22,6 +22,7 @@ const AGENT_FLAGS: &[Spec] = &[
     Spec::value("metrics-addr"),
     Spec::value("resync"),
     Spec::value("watch-timeout"),
+    Spec::value("checkpoint-dir"),
 ];
 
 pub const RUN_HELP: &str = "\
@@ -54,6 +55,10 @@ Behaviour:
                                give each agent sharing a network namespace
                                its own value
       --rt-tables PATH|none    table-name file (default /etc/iproute2/rt_tables)
+      --checkpoint-dir DIR     where `apply --confirm` keeps its checkpoint
+                               (default $ROUTECFG_CHECKPOINT_DIR, else
+                               /run/routecfg): while one with this agent's
+                               mark is pending, its tables are left alone
 
 `once` exits 0 only if every selected object is applied.
 SIGTERM/SIGINT stop `run` at once; routes stay in place.
@@ -121,6 +126,7 @@ fn options(args: &Args) -> Result<Options, String> {
         protocol: kernel.protocol,
         rt_tables: kernel.rt_tables,
         watch_timeout: args.number::<u32>("watch-timeout")?.unwrap_or(300).max(1),
+        checkpoint_dir: super::checkpoint::dir(args),
     })
 }
 
@@ -225,6 +231,16 @@ fn render_status(v: &serde_json::Value) -> String {
         {
             let _ = writeln!(out, "    {}", line.as_str().unwrap_or(""));
         }
+    }
+    if let Some(p) = v["paused"].as_object() {
+        let _ = writeln!(
+            out,
+            "paused: checkpoint {} pending (`routecfg confirm` / `routecfg rollback`); {} table(s) on trial left alone",
+            p.get("checkpoint").and_then(|c| c.as_str()).unwrap_or("?"),
+            p.get("tables")
+                .and_then(|t| t.as_array())
+                .map_or(0, Vec::len)
+        );
     }
     for e in v["invalid"].as_array().into_iter().flatten() {
         let _ = writeln!(out, "invalid: {}", e.as_str().unwrap_or(""));
