@@ -238,6 +238,37 @@ fn a_cut_is_rolled_back_by_itself_and_everything_is_as_before() {
 }
 
 #[test]
+fn the_waiting_apply_rolls_back_when_the_timer_is_killed() {
+    let bed = Bed::new("ckil");
+    let before = bed.host.state();
+    let trial = bed.start_trial(2);
+    let pid: i32 = {
+        let mut found = None;
+        wait("the timer to log its pid", || {
+            found = bed
+                .timer_log()
+                .split("timer pid ")
+                .nth(1)
+                .and_then(|rest| rest.split(':').next())
+                .and_then(|p| p.parse().ok());
+            found.is_some()
+        });
+        found.unwrap()
+    };
+    // SAFETY: kill(2) on the timer this test's apply started.
+    assert_eq!(
+        unsafe { libc::kill(pid, libc::SIGKILL) },
+        0,
+        "kill -KILL {pid}"
+    );
+    let (status, out) = finish(trial);
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("rolled back (timeout, timer gone)"), "{out}");
+    assert!(bed.reachable());
+    assert_same(&before, &bed.host.state());
+}
+
+#[test]
 fn confirm_keeps_the_change() {
     let bed = Bed::new("cok");
     let before = bed.host.state();

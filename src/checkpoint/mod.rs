@@ -152,7 +152,10 @@ pub fn run_timer(store: &Store, id: &str) -> i32 {
     };
     let left = Duration::from_millis(cp.deadline_unix_ms.saturating_sub(now_unix_ms()));
     let deadline = Instant::now() + left;
-    log::info!("checkpoint {id}: rolling back in {left:?} unless confirmed");
+    log::info!(
+        "checkpoint {id}: timer pid {}: rolling back in {left:?} unless confirmed",
+        std::process::id()
+    );
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
         match store.pending() {

@@ -2,7 +2,7 @@
 //! hidden `checkpoint-timer` the trial leaves running.
 
 use super::args::{Args, Spec};
-use crate::checkpoint::store::{DEFAULT_DIR, DIR_ENV, Outcome, Store};
+use crate::checkpoint::store::{DEFAULT_DIR, DIR_ENV, Outcome, Store, now_unix_ms};
 use crate::checkpoint::{self, record::Checkpoint};
 use crate::engine::Engine;
 use crate::kernel::Netlink;
@@ -115,9 +115,24 @@ pub fn wait(t: &Trial, applied: i32) -> i32 {
             Ok(_) => {}
             Err(e) => return super::fatal(&e),
         }
+        // The timer should have decided by now; if it is gone (killed),
+        // this process rolls back itself rather than wait forever.
+        if now_unix_ms() > t.cp.deadline_unix_ms + TIMER_GRACE_MS {
+            match t.store.claim(Some(&t.cp.id)) {
+                Ok(Some(claimed)) => {
+                    let o = checkpoint::roll_back(&t.store, claimed, "timeout, timer gone");
+                    return report(&o, applied);
+                }
+                Ok(None) => {}
+                Err(e) => return super::fatal(&e),
+            }
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// How long past the deadline the waiting `apply` trusts the timer.
+const TIMER_GRACE_MS: u64 = 5_000;
 
 fn report(o: &Outcome, applied: i32) -> i32 {
     eprintln!("routecfg: checkpoint {}: {} ({})", o.id, o.result, o.by);

@@ -58,9 +58,26 @@ pub fn ask(
             .map_err(|e| e.to_string())?;
         Ok(routes.iter().any(|r| r.dst.contains(&dst)))
     };
-    Ok(decide::explain(
-        &cx,
-        answer.as_ref().map_err(Clone::clone),
-        &mut routes_for,
-    ))
+    let mut e = decide::explain(&cx, answer.as_ref().map_err(Clone::clone), &mut routes_for);
+    if e.decided_by == Decider::None {
+        if let Some(iif) = &flow.iif {
+            if forwarding_off(flow, iif) {
+                e.notes.push(format!(
+                    "forwarding is off on {iif}: the kernel refuses every lookup for traffic arriving there"
+                ));
+            }
+        }
+    }
+    Ok(e)
+}
+
+/// Whether the kernel would refuse to forward what arrives on `iif`
+/// (what a lookup with `iif` simulates).
+fn forwarding_off(flow: &Flow, iif: &str) -> bool {
+    let family = match flow.family() {
+        crate::routing::Family::V4 => "ipv4",
+        crate::routing::Family::V6 => "ipv6",
+    };
+    let path = format!("/proc/sys/net/{family}/conf/{iif}/forwarding");
+    std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "0")
 }
