@@ -53,7 +53,7 @@ impl Flow {
             };
             match w.as_str() {
                 "from" => flow.src = Some(address("from", value("from")?)?),
-                "to" => flow.dst = Some(address("to", value("to")?)?),
+                "to" if flow.dst.is_none() => flow.dst = Some(address("to", value("to")?)?),
                 "iif" => flow.iif = Some(value("iif")?.to_string()),
                 "oif" => flow.oif = Some(value("oif")?.to_string()),
                 "mark" | "fwmark" => flow.mark = Some(mark(value("mark")?)?),

@@ -48,6 +48,7 @@ fn parses_ip_route_get_words() {
     assert_eq!(err("10.0.0.1 mark x"), "mark \"x\" is not a 32-bit number");
     assert_eq!(err("10.0.0.1 iif"), "iif needs a value");
     assert_eq!(err("10.0.0.1 10.0.0.2"), "unexpected \"10.0.0.2\"");
+    assert_eq!(err("10.0.0.1 to 10.0.0.2"), "unexpected \"to\"");
     assert_eq!(err("nope"), "destination \"nope\" is not an IP address");
 }
 
