@@ -88,7 +88,7 @@ impl Bed {
     fn explain(&self, flow: &str, status: i32) -> Value {
         let mut args: Vec<&str> = vec!["explain"];
         args.extend(flow.split_whitespace());
-        args.extend(["-f", self.dir(), "-o", "json"]);
+        args.extend(["-f", self.dir(), "-o", "json", "--rt-tables", "none"]);
         let out = self.routecfg(&args);
         assert_eq!(
             out.status.code(),
@@ -264,6 +264,18 @@ fn explain_says_when_the_decision_is_not_ours() {
     assert_eq!(
         foreign["rule"], "100:\tfrom all to 10.99.0.0/16 lookup 100",
         "{foreign:#}"
+    );
+    // Named as `ip` names it when an rt_tables file knows it.
+    let names = bed.dir.join("rt_tables");
+    std::fs::write(&names, "100\tvpn\n").unwrap();
+    let mut args = vec!["explain", "10.99.1.1", "-f", bed.dir(), "-o", "json"];
+    args.extend(["--rt-tables", names.to_str().unwrap()]);
+    let out = bed.routecfg(&args);
+    let named: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(named["table"], "vpn", "{}", describe(&out));
+    assert_eq!(
+        named["summary"],
+        "not routecfg's decision: table vpn belongs to no RouteConfiguration here"
     );
 
     let none = bed.explain("10.123.0.1", 1);

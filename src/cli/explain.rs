@@ -9,6 +9,8 @@ use crate::model::desired;
 use crate::model::load;
 use crate::model::selector::{Selector, SelectorSet};
 use crate::routing::DEFAULT_PROTOCOL;
+use crate::rt_tables::RtTables;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 const FLAGS: &[Spec] = &[
@@ -16,6 +18,7 @@ const FLAGS: &[Spec] = &[
     Spec::value("selector").short('l'),
     Spec::value("protocol"),
     Spec::value("metrics-addr"),
+    Spec::value("rt-tables"),
     Spec::value("output").short('o'),
     Spec::switch("help").short('h'),
 ];
@@ -35,6 +38,8 @@ or no route at all. Without `iif` the packet is one this host sends.
   -l, --selector SEL       with -f: only objects matching this selector
       --protocol N         with -f: ownership mark, default 114
       --metrics-addr ADDR  the agent to ask (default 127.0.0.1:8114)
+      --rt-tables PATH     names for tables no object owns (default
+                           /etc/iproute2/rt_tables; `none`: numbers)
   -o, --output FORMAT      text (default) or json
 
 Exit status: 0 when the kernel has a route, 1 when it has none, 2 on
@@ -83,7 +88,9 @@ pub fn explain(argv: &[String]) -> i32 {
         Ok(n) => n,
         Err(e) => return super::fatal(&format!("netlink: {e}")),
     };
-    let e = match explain::ask(&mut netlink, &flow, &origins, protocol, &|_| None) {
+    let names = table_names(args.value("rt-tables"));
+    let name = |id: u32| names.get(&id).cloned();
+    let e = match explain::ask(&mut netlink, &flow, &origins, protocol, &name) {
         Ok(e) => e,
         Err(e) => return super::fatal(&e.to_string()),
     };
@@ -95,6 +102,23 @@ pub fn explain(argv: &[String]) -> i32 {
         Output::Text => print!("{}", explain::render(&e)),
     }
     if e.decided_by == Decider::None { 1 } else { 0 }
+}
+
+/// Table names from an iproute2 file; a missing or unreadable file just
+/// leaves the numbers.
+fn table_names(path: Option<&str>) -> BTreeMap<u32, String> {
+    let path = match path {
+        Some("none") => return BTreeMap::new(),
+        Some(p) => p,
+        None => crate::rt_tables::DEFAULT_PATH,
+    };
+    match RtTables::new(PathBuf::from(path)).names() {
+        Ok(names) => names.into_iter().collect(),
+        Err(e) => {
+            log::debug!("table names from {path}: {e}");
+            BTreeMap::new()
+        }
+    }
 }
 
 /// The map from files, as `apply -f` would build the tables; unreadable
