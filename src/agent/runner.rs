@@ -297,7 +297,8 @@ impl Agent {
         let desired = self.state.desired();
         // Tables on trial are frozen until the checkpoint ends; looked at
         // again twice a second, so they are reconciled once it has.
-        let paused = paused_tables(self.pause.pending(), self.opts.protocol);
+        let now_ms = crate::checkpoint::store::now_unix_ms();
+        let paused = paused_tables(self.pause.pending(), self.opts.protocol, now_ms);
         if !paused.is_empty() {
             self.dirty.extend(paused.iter().copied());
             self.due = Some(Instant::now() + Duration::from_millis(500));
@@ -609,10 +610,12 @@ impl Agent {
         let invalid: Vec<String> = self.state.object_errors().into_values().collect();
         // Where each table, rule and route came from: what `explain` reads.
         let origins = crate::explain::origin::build(self.state.objects(), &desired);
+        let now_ms = crate::checkpoint::store::now_unix_ms();
+        let protocol = self.opts.protocol;
         let paused = self
             .pause
             .pending()
-            .filter(|h| h.protocol == self.opts.protocol);
+            .filter(|h| !paused_tables(Some(h), protocol, now_ms).is_empty());
         json!({
             "host": self.opts.host,
             "protocol": self.opts.protocol,

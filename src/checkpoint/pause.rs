@@ -20,6 +20,7 @@ use std::path::PathBuf;
 pub struct Head {
     pub id: String,
     pub protocol: u8,
+    pub deadline_unix_ms: u64,
     pub tables: Vec<u32>,
     // The rules and routes are unknown fields here: serde skips them
     // without building them.
@@ -27,21 +28,29 @@ pub struct Head {
 
 #[cfg(test)]
 impl Head {
-    pub fn new(id: &str, protocol: u8, tables: Vec<u32>) -> Head {
+    pub fn new(id: &str, protocol: u8, deadline_unix_ms: u64, tables: Vec<u32>) -> Head {
         Head {
             id: id.into(),
             protocol,
+            deadline_unix_ms,
             tables,
         }
     }
 }
 
-/// The tables an agent with mark `protocol` must leave alone: all the
-/// checkpoint's when it was made with the same mark, none otherwise (an
-/// agent with another mark owns other tables).
-pub fn paused_tables(pending: Option<&Head>, protocol: u8) -> BTreeSet<u32> {
+/// How long past its deadline a checkpoint still pauses: its timer and
+/// the waiting `apply` decide within seconds; one left behind by a crash
+/// must not stop the agent for good.
+pub const STALE_AFTER_MS: u64 = 60_000;
+
+/// The tables an agent with mark `protocol` must leave alone at `now_ms`:
+/// all the checkpoint's when it was made with the same mark and is not
+/// stale, none otherwise (an agent with another mark owns other tables).
+pub fn paused_tables(pending: Option<&Head>, protocol: u8, now_ms: u64) -> BTreeSet<u32> {
     match pending {
-        Some(h) if h.protocol == protocol => h.tables.iter().copied().collect(),
+        Some(h) if h.protocol == protocol && now_ms <= h.deadline_unix_ms + STALE_AFTER_MS => {
+            h.tables.iter().copied().collect()
+        }
         _ => BTreeSet::new(),
     }
 }
@@ -118,10 +127,15 @@ mod tests {
 
     #[test]
     fn same_mark_pauses_the_checkpoint_tables_only() {
-        let h = Head::new("a", 114, vec![3, 1]);
-        assert_eq!(paused_tables(Some(&h), 114), BTreeSet::from([1, 3]));
-        assert!(paused_tables(Some(&h), 115).is_empty());
-        assert!(paused_tables(None, 114).is_empty());
+        let h = Head::new("a", 114, 1_000, vec![3, 1]);
+        assert_eq!(paused_tables(Some(&h), 114, 500), BTreeSet::from([1, 3]));
+        assert!(paused_tables(Some(&h), 115, 500).is_empty());
+        assert!(paused_tables(None, 114, 500).is_empty());
+        // Past the deadline the timer decides within seconds; a checkpoint
+        // left long after it (a crash) no longer pauses.
+        let last = 1_000 + STALE_AFTER_MS;
+        assert_eq!(paused_tables(Some(&h), 114, last), BTreeSet::from([1, 3]));
+        assert!(paused_tables(Some(&h), 114, last + 1).is_empty());
     }
 
     #[test]
@@ -145,7 +159,7 @@ mod tests {
             routes: vec![],
         };
         store.create(&cp).unwrap();
-        assert_eq!(pause.pending(), Some(&Head::new("x", 114, vec![7, 9])));
+        assert_eq!(pause.pending(), Some(&Head::new("x", 114, 2, vec![7, 9])));
         let claimed = store.claim(None).unwrap().unwrap();
         assert!(pause.pending().is_none());
         drop(claimed);
