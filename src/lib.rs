@@ -7,9 +7,11 @@
 
 pub mod agent;
 pub mod binding;
+pub mod checkpoint;
 pub mod cli;
 pub mod demo;
 pub mod engine;
+pub mod explain;
 pub mod kernel;
 pub mod kube;
 pub mod leader;
