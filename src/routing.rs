@@ -173,11 +173,41 @@ pub struct Route {
     /// Metric; `None` in desired routes (kernel default), read back from
     /// kernel routes so deletes hit exactly the dumped route.
     pub metric: Option<u32>,
+    /// Next hops of a multipath (ECMP) route, sorted so that two routes
+    /// with the same next hops in another order are equal; empty for a
+    /// plain route. A multipath route has no `gateway` or `dev` of its own.
+    /// Never holds exactly one: the kernel stores a single next hop as a
+    /// plain route, so that is how routecfg models it.
+    pub nexthops: Vec<NextHop>,
+}
+
+/// One next hop of a multipath route.
+///
+/// Names stay names as in [`Route`]; fields are optional because a kernel
+/// route written by someone else may lack them (routecfg's own always
+/// carry both).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NextHop {
+    pub gateway: Option<IpAddr>,
+    pub dev: Option<String>,
+    /// The API's weight, which is the kernel's `rtnh_hops`: the kernel
+    /// balances by `weight + 1` and `ip route` prints that.
+    pub weight: u8,
+    /// RTNH_F_ONLINK as the kernel reports it; routecfg never sets it.
+    pub onlink: bool,
 }
 
 impl Route {
     pub fn family(&self) -> Family {
         Family::of_net(&self.dst)
+    }
+
+    /// Every interface the route needs: its own `dev` and its next hops'.
+    pub fn devs(&self) -> impl Iterator<Item = &str> {
+        self.dev
+            .as_deref()
+            .into_iter()
+            .chain(self.nexthops.iter().filter_map(|h| h.dev.as_deref()))
     }
 }
 

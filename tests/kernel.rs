@@ -141,6 +141,7 @@ fn route(table: u32, dst: &str) -> Route {
         scope: Scope::Global,
         protocol: DEFAULT_PROTOCOL,
         metric: None,
+        nexthops: Vec::new(),
     }
 }
 
@@ -290,6 +291,7 @@ fn route_dump_round_trips() {
             dev: Some("a0".into()),
             prefsrc: Some(ip("10.1.0.1")),
             metric: Some(20),
+            nexthops: Vec::new(),
             ..route(table, "10.4.0.1/32")
         },
         // default route of the table
@@ -303,12 +305,14 @@ fn route_dump_round_trips() {
             gateway: Some(ip("fd01::2")),
             dev: Some("a0".into()),
             metric: Some(1024),
+            nexthops: Vec::new(),
             ..route(table, "fd10::/64")
         },
         // IPv6 device only, explicit metric
         Route {
             dev: Some("a0".into()),
             metric: Some(7),
+            nexthops: Vec::new(),
             ..route(table, "fd11::/48")
         },
     ];
@@ -1034,6 +1038,7 @@ fn ipv6_routes_read_back_with_global_scope_and_metric_1024() {
             vec![Route {
                 scope: Scope::Global,
                 metric: Some(1024),
+                nexthops: Vec::new(),
                 ..desired
             }]
         );

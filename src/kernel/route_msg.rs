@@ -241,6 +241,7 @@ pub(crate) fn push_route(payload: &[u8], out: &mut Vec<Route>) -> Result<Parsed,
         scope,
         protocol: u8::from(h.protocol),
         metric: None,
+        nexthops: Vec::new(),
     });
     let filled = fill_attributes(
         &payload[ROUTE_HEADER_LEN..],
@@ -383,6 +384,7 @@ mod tests {
             scope: Scope::Global,
             protocol: 114,
             metric: None,
+            nexthops: Vec::new(),
         }
     }
 
@@ -393,6 +395,7 @@ mod tests {
             prefsrc: Some("10.80.0.1".parse().unwrap()),
             onlink: true,
             metric: Some(7),
+            nexthops: Vec::new(),
             ..route("10.60.0.0/24")
         };
         let got = round_trip(&r, Some(42));

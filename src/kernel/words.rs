@@ -100,6 +100,7 @@ mod tests {
             scope: Scope::Global,
             protocol: DEFAULT_PROTOCOL,
             metric: None,
+            nexthops: Vec::new(),
         };
         assert_eq!(
             RouteWords(&r).to_string(),
@@ -110,6 +111,7 @@ mod tests {
             onlink: true,
             protocol: 3,
             metric: Some(5),
+            nexthops: Vec::new(),
             prefsrc: Some("10.0.0.1".parse().unwrap()),
             ..r
         };

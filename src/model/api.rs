@@ -137,8 +137,24 @@ pub struct RouteSpec {
     pub onlink: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// ECMP next hops, instead of `gw` (upstream's newer CRD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_hops: Option<Vec<NextHopSpec>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_ref: Option<ObjectReference>,
+}
+
+/// `routes[].nextHops[]`: one path of a multipath route. Kept as raw as
+/// the route's own fields so validation names the bad one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NextHopSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gw: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<RawInt>,
 }
 
 /// Informational reference carried by tables, rules and routes; routecfg

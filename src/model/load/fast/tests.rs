@@ -90,6 +90,23 @@ fn route(r: &mut Rng) -> Value {
         10,
         &[json!({"kind": "Pod", "name": "p"}), json!({"kind": 1})],
     );
+    maybe(
+        r,
+        &mut m,
+        "nextHops",
+        10,
+        &[
+            json!([{"gw": "10.0.0.1", "dev": "eth0"}, {"gw": "10.0.0.2", "dev": "e1", "weight": 3}]),
+            json!([{"gw": "10.0.0.1", "dev": "eth0", "weight": 7}]),
+            json!([]),
+            json!(null),
+            json!([{"gw": "10.0.0.1"}]),
+            json!([{"gw": "10.0.0.1", "dev": "eth0", "weight": 256}]),
+            json!([{"gw": "fd00::1", "dev": "eth0"}, {"gw": "fd00::1", "dev": "eth0"}]),
+            json!([{"gw": "10.0.0.1", "dev": "eth0", "weight": "1"}]),
+            json!({"gw": "10.0.0.1"}),
+        ],
+    );
     maybe(r, &mut m, "comment", 5, &[json!({"any": [1, 2]})]);
     Value::Object(m)
 }
