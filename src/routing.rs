@@ -202,12 +202,38 @@ impl Route {
         Family::of_net(&self.dst)
     }
 
+    /// Every gateway the route sends through: its own or its next hops'.
+    pub fn gateways(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.gateway
+            .into_iter()
+            .chain(self.nexthops.iter().filter_map(|h| h.gateway))
+    }
+
     /// Every interface the route needs: its own `dev` and its next hops'.
     pub fn devs(&self) -> impl Iterator<Item = &str> {
         self.dev
             .as_deref()
             .into_iter()
             .chain(self.nexthops.iter().filter_map(|h| h.dev.as_deref()))
+    }
+}
+
+/// `nexthop via 10.1.0.2 dev a0 weight 1`, as `ip route` prints and reads
+/// it: the weight shown is the kernel's, one more than the API's.
+impl fmt::Display for NextHop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("nexthop")?;
+        if let Some(gw) = self.gateway {
+            write!(f, " via {gw}")?;
+        }
+        if let Some(dev) = &self.dev {
+            write!(f, " dev {dev}")?;
+        }
+        write!(f, " weight {}", u16::from(self.weight) + 1)?;
+        if self.onlink {
+            f.write_str(" onlink")?;
+        }
+        Ok(())
     }
 }
 

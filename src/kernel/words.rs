@@ -28,6 +28,9 @@ impl fmt::Display for RouteWords<'_> {
         if let Some(dev) = &r.dev {
             write!(f, " dev {dev}")?;
         }
+        for hop in &r.nexthops {
+            write!(f, " {hop}")?;
+        }
         if let Some(src) = r.prefsrc {
             write!(f, " src {src}")?;
         }

@@ -763,4 +763,6 @@ fn differences(a: &Route, b: &Route) -> Vec<&'static str> {
 }
 
 #[cfg(test)]
+mod next_hop_tests;
+#[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 //! kernel rules with the priority the kernel picked, kernel routes with
 //! the dev the kernel chose and the metric it reports.
 
+mod next_hops;
 mod order;
 mod plan_stats;
 mod render;
