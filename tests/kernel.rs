@@ -8,7 +8,7 @@
 
 use ipnet::IpNet;
 use routecfg::kernel::{ErrorKind, Event, KernelError, Monitor, Netlink, RouteFilter};
-use routecfg::routing::{DEFAULT_PROTOCOL, Family, Op, Route, Rule, Scope};
+use routecfg::routing::{DEFAULT_PROTOCOL, Family, NextHop, Op, Route, Rule, Scope};
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::net::IpAddr;
@@ -962,7 +962,7 @@ fn hundred_thousand_routes() {
 }
 
 #[test]
-fn multipath_route_reads_without_a_single_next_hop() {
+fn multipath_route_reads_with_its_next_hops() {
     let ns = Ns::new();
     let table = 8000;
     ns.run(|| {
@@ -978,12 +978,14 @@ fn multipath_route_reads_without_a_single_next_hop() {
             "114",
             "nexthop",
             "via",
-            "10.1.0.2",
+            "10.1.0.3",
             "dev",
             "a0",
+            "weight",
+            "3",
             "nexthop",
             "via",
-            "10.1.0.3",
+            "10.1.0.2",
             "dev",
             "a0",
         ]);
@@ -993,9 +995,19 @@ fn multipath_route_reads_without_a_single_next_hop() {
                 protocol: None,
             })
             .expect("dump");
-        // `Route` holds one next hop: a multipath route comes back without
-        // one, so it never equals a desired route and gets replaced.
-        assert_eq!(got, vec![route(table, "10.8.0.0/16")]);
+        // No top-level gateway or device; next hops named and sorted, the
+        // weight as the API counts it (the kernel's minus one).
+        let hop = |gw: &str, weight: u8| NextHop {
+            gateway: Some(ip(gw)),
+            dev: Some("a0".into()),
+            weight,
+            onlink: false,
+        };
+        let multipath = Route {
+            nexthops: vec![hop("10.1.0.2", 0), hop("10.1.0.3", 2)],
+            ..route(table, "10.8.0.0/16")
+        };
+        assert_eq!(got, vec![multipath]);
         let single = Route {
             gateway: Some(ip("10.1.0.2")),
             dev: Some("a0".into()),
