@@ -411,3 +411,54 @@ fn the_kernel_refuses_duplicate_ipv6_next_hops_which_validation_catches() {
     let e = validate(&obj, DEFAULT_PROTOCOL).expect_err("duplicate IPv6 next hop");
     assert_eq!(e.field, "spec.table.rules[0].routes[0].nextHops[1]");
 }
+
+#[test]
+fn the_kernel_ignores_a_route_level_onlink_on_next_hops_which_validation_mirrors() {
+    let ns = two_links();
+    // 192.168.9.1 is on no link: only onlink can make it a gateway.
+    let plain = ns.try_ip(&[
+        "route",
+        "add",
+        "10.11.0.0/16",
+        "via",
+        "192.168.9.1",
+        "dev",
+        "a0",
+        "onlink",
+        "table",
+        "77",
+    ]);
+    assert!(plain.status.success(), "{plain:?}");
+    for hops in [
+        &["nexthop", "via", "192.168.9.1", "dev", "a0"][..],
+        &[
+            "nexthop",
+            "via",
+            "192.168.9.1",
+            "dev",
+            "a0",
+            "nexthop",
+            "via",
+            "192.168.9.2",
+            "dev",
+            "a0",
+        ][..],
+    ] {
+        let mut args = vec!["route", "add", "10.8.0.0/16", "table", "77", "onlink"];
+        args.extend_from_slice(hops);
+        let out = ns.try_ip(&args);
+        assert!(!out.status.success(), "onlink was honoured: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Nexthop has invalid gateway"),
+            "{out:?}"
+        );
+    }
+    let t = table(
+        "ecmp-onlink",
+        json!([{"dst": "10.8.0.0/16", "onlink": true, "nextHops": [
+            {"gw": "10.1.0.2", "dev": "a0"}, {"gw": "10.2.0.2", "dev": "a1"}]}]),
+    );
+    assert!(!t.routes[0].onlink);
+    assert_applied(&apply(&ns, std::slice::from_ref(&t)));
+    assert!(replan(&ns, std::slice::from_ref(&t)).is_empty());
+}

@@ -476,7 +476,7 @@ fn check_route(
     let mut gateway = ip_like("gw", r.gw, &dst)?;
     let prefsrc = ip_like("src", r.src, &dst)?;
     let mut dev = ifname("dev", r.dev)?.map(str::to_string);
-    let onlink = r.onlink.unwrap_or(false);
+    let mut onlink = r.onlink.unwrap_or(false);
     let mut nexthops = Vec::new();
     if let Some(hops) = r.next_hops {
         if gateway.is_some() {
@@ -486,11 +486,15 @@ fn check_route(
             ));
         }
         if onlink {
-            return Err(issue(
+            // Upstream sends it as rtm_flags, which the kernel ignores for
+            // next hops given in RTA_MULTIPATH (even a single one): the
+            // same kernel state is a route without it.
+            warnings.push(issue(
                 "onlink",
-                "is not supported with nextHops (the kernel ignores a route-level \
-                 onlink on a multipath route)",
+                "is ignored with nextHops (the kernel ignores a route-level onlink \
+                 on a multipath route)",
             ));
+            onlink = false;
         }
         nexthops = check_next_hops(hops, &dst, warnings)?;
         if let Some(d) = dev {
