@@ -462,3 +462,59 @@ fn the_kernel_ignores_a_route_level_onlink_on_next_hops_which_validation_mirrors
     assert_applied(&apply(&ns, std::slice::from_ref(&t)));
     assert!(replan(&ns, std::slice::from_ref(&t)).is_empty());
 }
+
+#[test]
+fn diff_prints_next_hops_as_ip_reads_them_and_apply_converges() {
+    let ns = two_links();
+    let dir = std::env::temp_dir().join(format!("routecfg-ecmp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("ecmp.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: networking.liqo.io/v1beta1\n\
+         kind: RouteConfiguration\n\
+         metadata: {name: ecmp-cli, namespace: liqo}\n\
+         spec:\n  table:\n    name: ecmp-cli\n    rules:\n    - iif: in0\n      routes:\n\
+         \x20     - dst: 10.8.0.0/16\n        nextHops:\n\
+         \x20       - {gw: 10.2.0.2, dev: a1, weight: 4}\n\
+         \x20       - {gw: 10.1.0.2, dev: a0}\n",
+    )
+    .expect("write object");
+    let file = file.display().to_string();
+    let bin = env!("CARGO_BIN_EXE_routecfg");
+    let routecfg = |cmd: &str| ns.exec(&[bin, cmd, "-f", &file]);
+
+    let diff = routecfg("diff");
+    let stdout = String::from_utf8_lossy(&diff.stdout).into_owned();
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("10.8.0.0/16"))
+        .unwrap_or_else(|| panic!("no route line in {stdout}"));
+    let command = line.split("  #").next().unwrap_or(line);
+    assert!(
+        command
+            .ends_with("nexthop via 10.1.0.2 dev a0 weight 1 nexthop via 10.2.0.2 dev a1 weight 5"),
+        "{line}"
+    );
+    // The printed command, run by hand, gives the kernel what apply would.
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    ns.ip(&args);
+    let t = table(
+        "ecmp-cli",
+        json!([{"dst": "10.8.0.0/16", "nextHops": [
+            {"gw": "10.2.0.2", "dev": "a1", "weight": 4}, {"gw": "10.1.0.2", "dev": "a0"}]}]),
+    );
+    let p = replan(&ns, std::slice::from_ref(&t));
+    assert!(
+        p.ops
+            .iter()
+            .all(|op| matches!(op, routecfg::routing::Op::AddRule(_))),
+        "{p:?}"
+    );
+
+    let apply = routecfg("apply");
+    assert!(apply.status.success(), "{apply:?}");
+    let diff = routecfg("diff");
+    assert!(diff.status.success(), "still out of sync: {diff:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
