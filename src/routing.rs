@@ -176,8 +176,8 @@ pub struct Route {
     /// Next hops of a multipath (ECMP) route, sorted so that two routes
     /// with the same next hops in another order are equal; empty for a
     /// plain route. A multipath route has no `gateway` or `dev` of its own.
-    /// Never holds exactly one: the kernel stores a single next hop as a
-    /// plain route, so that is how routecfg models it.
+    /// A desired route never holds exactly one: the kernel stores a single
+    /// next hop as a plain route, so that is how routecfg models it.
     pub nexthops: Vec<NextHop>,
 }
 

@@ -968,7 +968,14 @@ fn multipath_route_reads_with_its_next_hops() {
     ns.run(|| {
         let mut nl = Netlink::open().expect("open");
         veth_pair(&mut nl);
-        ns.ip(&[
+        // A link made behind the cache's back: its next hop is named
+        // after the dump, from a fresh link list.
+        ns.ip(&["link", "add", "c0", "type", "veth", "peer", "name", "c1"]);
+        ns.ip(&["addr", "add", "10.3.0.1/24", "dev", "c0"]);
+        ns.ip(&["link", "set", "c0", "up"]);
+        ns.ip(&["link", "set", "c1", "up"]);
+        ns.exec(&[
+            "ip",
             "route",
             "add",
             "10.8.0.0/16",
@@ -976,6 +983,11 @@ fn multipath_route_reads_with_its_next_hops() {
             "8000",
             "proto",
             "114",
+            "nexthop",
+            "via",
+            "10.3.0.2",
+            "dev",
+            "c0",
             "nexthop",
             "via",
             "10.1.0.3",
@@ -997,14 +1009,18 @@ fn multipath_route_reads_with_its_next_hops() {
             .expect("dump");
         // No top-level gateway or device; next hops named and sorted, the
         // weight as the API counts it (the kernel's minus one).
-        let hop = |gw: &str, weight: u8| NextHop {
+        let hop = |gw: &str, dev: &str, weight: u8| NextHop {
             gateway: Some(ip(gw)),
-            dev: Some("a0".into()),
+            dev: Some(dev.into()),
             weight,
             onlink: false,
         };
         let multipath = Route {
-            nexthops: vec![hop("10.1.0.2", 0), hop("10.1.0.3", 2)],
+            nexthops: vec![
+                hop("10.1.0.2", "a0", 0),
+                hop("10.1.0.3", "a0", 2),
+                hop("10.3.0.2", "c0", 0),
+            ],
             ..route(table, "10.8.0.0/16")
         };
         assert_eq!(got, vec![multipath]);

@@ -314,16 +314,21 @@ impl RouteDump {
     /// have theirs: next-hop order never counts as a difference.
     fn name_next_hops(&mut self, i: usize, hop_oifs: &[u32], links: &LinkCache) {
         let hops = &mut self.routes[i].nexthops;
+        let mut all_named = true;
         for (j, (hop, &oif)) in hops.iter_mut().zip(hop_oifs).enumerate() {
             if oif == 0 {
                 continue;
             }
             match links.name(oif) {
                 Some(n) => hop.dev = Some(n.to_string()),
-                None => self.unnamed_hops.push((i, j, oif)),
+                None => {
+                    self.unnamed_hops.push((i, j, oif));
+                    all_named = false;
+                }
             }
         }
-        if !self.unnamed_hops.iter().any(|&(r, _, _)| r == i) {
+        // Otherwise sorted once named, after the dump.
+        if all_named {
             hops.sort_unstable();
         }
     }
