@@ -141,7 +141,7 @@ fn route(table: u32, dst: &str) -> Route {
         scope: Scope::Global,
         protocol: DEFAULT_PROTOCOL,
         metric: None,
-        nexthops: Vec::new(),
+        nexthops: Default::default(),
     }
 }
 
@@ -291,7 +291,7 @@ fn route_dump_round_trips() {
             dev: Some("a0".into()),
             prefsrc: Some(ip("10.1.0.1")),
             metric: Some(20),
-            nexthops: Vec::new(),
+            nexthops: Default::default(),
             ..route(table, "10.4.0.1/32")
         },
         // default route of the table
@@ -305,14 +305,14 @@ fn route_dump_round_trips() {
             gateway: Some(ip("fd01::2")),
             dev: Some("a0".into()),
             metric: Some(1024),
-            nexthops: Vec::new(),
+            nexthops: Default::default(),
             ..route(table, "fd10::/64")
         },
         // IPv6 device only, explicit metric
         Route {
             dev: Some("a0".into()),
             metric: Some(7),
-            nexthops: Vec::new(),
+            nexthops: Default::default(),
             ..route(table, "fd11::/48")
         },
     ];
@@ -1020,7 +1020,8 @@ fn multipath_route_reads_with_its_next_hops() {
                 hop("10.1.0.2", "a0", 0),
                 hop("10.1.0.3", "a0", 2),
                 hop("10.3.0.2", "c0", 0),
-            ],
+            ]
+            .into(),
             ..route(table, "10.8.0.0/16")
         };
         assert_eq!(got, vec![multipath]);
@@ -1066,7 +1067,7 @@ fn ipv6_routes_read_back_with_global_scope_and_metric_1024() {
             vec![Route {
                 scope: Scope::Global,
                 metric: Some(1024),
-                nexthops: Vec::new(),
+                nexthops: Default::default(),
                 ..desired
             }]
         );

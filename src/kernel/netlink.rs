@@ -120,7 +120,7 @@ impl Netlink {
                 all.routes[i].nexthops[j].dev = self.links.name(oif).map(str::to_string);
             }
             for &(i, _, _) in &all.unnamed_hops {
-                all.routes[i].nexthops.sort_unstable();
+                all.routes[i].nexthops.sort();
             }
         }
         Ok(all.routes)
@@ -437,7 +437,7 @@ impl Batch for OpsBatch<'_> {
                     r
                 } else {
                     whole = Route {
-                        nexthops: Vec::new(),
+                        nexthops: Default::default(),
                         ..r.clone()
                     };
                     &whole

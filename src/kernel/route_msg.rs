@@ -276,7 +276,7 @@ pub(crate) fn push_route(payload: &[u8], out: &mut Vec<Route>) -> Result<Parsed,
         scope,
         protocol: u8::from(h.protocol),
         metric: None,
-        nexthops: Vec::new(),
+        nexthops: Default::default(),
     });
     let mut hop_oifs = Vec::new();
     let filled = fill_attributes(
@@ -334,7 +334,11 @@ fn fill_attributes(
             RTA_PREFSRC => r.prefsrc = Some(raw_ip(v)?),
             RTA_OIF => oif = Some(parse_u32(v)?),
             RTA_PRIORITY => r.metric = Some(parse_u32(v)?),
-            RTA_MULTIPATH => parse_next_hops(v, &mut r.nexthops, hop_oifs)?,
+            RTA_MULTIPATH => {
+                let mut hops = Vec::new();
+                parse_next_hops(v, &mut hops, hop_oifs)?;
+                r.nexthops = hops.into();
+            }
             // Everything else (cache info, metrics, preference) is not
             // part of a `Route`.
             _ => {}
@@ -472,7 +476,7 @@ mod tests {
             scope: Scope::Global,
             protocol: 114,
             metric: None,
-            nexthops: Vec::new(),
+            nexthops: Default::default(),
         }
     }
 
@@ -483,7 +487,7 @@ mod tests {
             prefsrc: Some("10.80.0.1".parse().unwrap()),
             onlink: true,
             metric: Some(7),
-            nexthops: Vec::new(),
+            nexthops: Default::default(),
             ..route("10.60.0.0/24")
         };
         let got = round_trip(&r, Some(42));
@@ -553,7 +557,7 @@ mod tests {
             ),
         ] {
             let r = Route {
-                nexthops: hops,
+                nexthops: hops.into(),
                 ..route(dst)
             };
             let msg = route_message(&r, None, &[5, 6]);
@@ -586,7 +590,8 @@ mod tests {
                 dev: None,
                 weight: 0,
                 onlink: false,
-            }],
+            }]
+            .into(),
             ..route("10.8.0.0/16")
         };
         let msg = route_message(&r, None, &[1]);

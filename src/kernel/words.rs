@@ -28,7 +28,7 @@ impl fmt::Display for RouteWords<'_> {
         if let Some(dev) = &r.dev {
             write!(f, " dev {dev}")?;
         }
-        for hop in &r.nexthops {
+        for hop in r.nexthops.iter() {
             write!(f, " {hop}")?;
         }
         if let Some(src) = r.prefsrc {
@@ -103,7 +103,7 @@ mod tests {
             scope: Scope::Global,
             protocol: DEFAULT_PROTOCOL,
             metric: None,
-            nexthops: Vec::new(),
+            nexthops: Default::default(),
         };
         assert_eq!(
             RouteWords(&r).to_string(),
@@ -114,7 +114,7 @@ mod tests {
             onlink: true,
             protocol: 3,
             metric: Some(5),
-            nexthops: Vec::new(),
+            nexthops: Default::default(),
             prefsrc: Some("10.0.0.1".parse().unwrap()),
             ..r
         };

@@ -566,7 +566,7 @@ fn check_route(
         scope,
         protocol,
         metric: None,
-        nexthops,
+        nexthops: nexthops.into(),
     })
 }
 

@@ -84,7 +84,7 @@ fn render_route(verb: &str, route: &Route) -> String {
         let _ = write!(s, " metric {metric}");
     }
     // Last: `ip` reads everything after the first `nexthop` as next hops.
-    for hop in &route.nexthops {
+    for hop in route.nexthops.iter() {
         let _ = write!(s, " {hop}");
     }
     s

@@ -81,7 +81,7 @@ mod tests {
             scope: Scope::Link,
             protocol: 114,
             metric: None,
-            nexthops: Vec::new(),
+            nexthops: Default::default(),
         }
     }
 

@@ -49,8 +49,8 @@ fn next_hops_become_one_sorted_multipath_route() {
     assert_eq!(r.scope, Scope::Global);
     // Duplicates are kept (a multiset); the weight defaults to 0.
     assert_eq!(
-        r.nexthops,
-        vec![
+        *r.nexthops,
+        [
             hop("10.1.0.2", "a0", 0),
             hop("10.1.0.2", "a0", 0),
             hop("10.1.0.3", "a1", 255)

@@ -80,7 +80,7 @@ pub(super) fn link_route(table: u32, dst: &str, dev: &str) -> Route {
         scope: Scope::Link,
         protocol: OWN,
         metric: None,
-        nexthops: Vec::new(),
+        nexthops: Default::default(),
     }
 }
 
@@ -96,7 +96,7 @@ pub(super) fn gw_route(table: u32, dst: &str, gw: &str, dev: Option<&str>) -> Ro
         scope: Scope::Global,
         protocol: OWN,
         metric: None,
-        nexthops: Vec::new(),
+        nexthops: Default::default(),
     }
 }
 

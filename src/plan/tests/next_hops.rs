@@ -22,7 +22,7 @@ fn ecmp(dst: &str, mut hops: Vec<NextHop>) -> Route {
     Route {
         gateway: None,
         dev: None,
-        nexthops: hops,
+        nexthops: hops.into(),
         ..gw_route(T, dst, "10.1.0.2", None)
     }
 }
@@ -31,7 +31,7 @@ fn ecmp(dst: &str, mut hops: Vec<NextHop>) -> Route {
 /// metric the kernel reports.
 fn in_kernel(route: &Route, hops: Vec<NextHop>, metric: Option<u32>) -> Route {
     Route {
-        nexthops: hops,
+        nexthops: hops.into(),
         metric,
         ..route.clone()
     }
