@@ -20,6 +20,7 @@ const AGENT_FLAGS: &[Spec] = &[
     Spec::value("host-name"),
     Spec::switch("finalizer"),
     Spec::value("metrics-addr"),
+    Spec::value("status-addr"),
     Spec::value("resync"),
     Spec::value("watch-timeout"),
 ];
@@ -117,6 +118,7 @@ fn options(args: &Args) -> Result<Options, String> {
         host,
         finalizer: args.has("finalizer"),
         metrics_addr: args.value("metrics-addr").map(String::from),
+        status_addr: args.value("status-addr").map(String::from),
         resync: Duration::from_secs(args.number::<u64>("resync")?.unwrap_or(300).max(1)),
         protocol: kernel.protocol,
         rt_tables: kernel.rt_tables,
