@@ -736,14 +736,14 @@ pub fn run(opts: Options) -> i32 {
                 .filter(|(_, r)| **r)
                 .map(|((fd, _), _)| *fd)
                 .collect();
-            let server = h.counts().render(h.open());
+            let (counts, open) = (h.counts(), h.open());
             h.turn(
                 &ready_fds,
                 Budget::per_wakeup(Instant::now()),
                 &mut |page| match page {
                     Page::Metrics => Response::ok(
                         "text/plain; version=0.0.4",
-                        agent.metrics.render() + &server,
+                        agent.metrics.render() + &counts.render(open),
                     ),
                     Page::Health => Response::text("200 OK", "ok\n"),
                     Page::Ready if agent.ready => Response::text("200 OK", "ok\n"),
