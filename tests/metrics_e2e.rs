@@ -27,6 +27,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const METRICS_PORT: u16 = 9433;
+/// `--status-addr` port: `/status` moves there from the metrics port.
+const STATUS_PORT: u16 = 9434;
+const STATUS_ADDR: &str = "127.0.0.1:9434";
 const CROWD: usize = 300;
 /// Hand deletions timed with and without the crowd (more with
 /// `ROUTECFG_CROWD_REPAIRS`, as tests/bench/metrics.sh does).
@@ -330,7 +333,7 @@ fn health_and_repair_survive_300_slow_metrics_clients() {
         netns: ns.name(),
         host: "crowd-host",
         kubeconfig: env.kubeconfig(),
-        select: &["--role", "fabric"],
+        select: &["--role", "fabric", "--status-addr", STATUS_ADDR],
         dir: scratch.path(),
         metrics_port: METRICS_PORT,
     });
@@ -357,6 +360,15 @@ fn health_and_repair_survive_300_slow_metrics_clients() {
         }
     });
     agent.wait_ready();
+    // /status (table names) only on the status address.
+    match agent.http_get("/status") {
+        Ok((404, _)) => {}
+        other => panic!("/status on the metrics port: {other:?}"),
+    }
+    match http_get_in_netns(ns.name(), STATUS_PORT, "/status") {
+        Ok((200, body)) if body.contains("\"table\":\"crowd\"") => {}
+        other => panic!("/status on --status-addr: {other:?}"),
+    }
 
     let monitor = RouteMonitor::start(ns.name());
     // `ip monitor` subscribes a moment after it starts: wait for a marker.
