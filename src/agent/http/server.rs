@@ -8,13 +8,20 @@ use super::protocol::{Page, Response};
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a listener rests after accept fails for another reason than
+/// an empty queue (out of descriptors or memory): poll would report it
+/// ready again at once, and the loop would spin.
+const ACCEPT_REST: Duration = Duration::from_millis(100);
 
 struct Listener {
     socket: TcpListener,
     /// The flag that named the address, for messages.
     flag: &'static str,
     serves_status: bool,
+    /// Not polled until then, after a failed accept.
+    resting_until: Option<Instant>,
 }
 
 impl Listener {
@@ -30,6 +37,7 @@ impl Listener {
             socket,
             flag,
             serves_status,
+            resting_until: None,
         })
     }
 }
@@ -94,6 +102,7 @@ impl Server {
         let mut out: Vec<(RawFd, libc::c_short)> = self
             .listeners
             .iter()
+            .filter(|l| l.resting_until.is_none())
             .map(|l| (l.socket.as_raw_fd(), libc::POLLIN))
             .collect();
         self.conns.interest(&mut out);
@@ -101,9 +110,13 @@ impl Server {
     }
 
     /// When the loop must wake even if nothing is ready: the earliest
-    /// connection deadline.
+    /// connection deadline, or the end of a listener's rest.
     pub fn deadline(&self) -> Option<Instant> {
-        self.conns.deadline()
+        self.listeners
+            .iter()
+            .filter_map(|l| l.resting_until)
+            .chain(self.conns.deadline())
+            .min()
     }
 
     /// Connection counts since start.
@@ -134,8 +147,13 @@ impl Server {
         // Each listener gets its share, so a flood on one does not keep the
         // other from being accepted.
         let share = (budget.accepts / self.listeners.len()).max(1);
-        for l in &self.listeners {
-            if !ready.contains(&l.socket.as_raw_fd()) {
+        for l in &mut self.listeners {
+            if l.resting_until.is_some_and(|t| t <= now) {
+                l.resting_until = None;
+                // Polled again from the next wakeup; try it now as well.
+                ready.push(l.socket.as_raw_fd());
+            }
+            if l.resting_until.is_some() || !ready.contains(&l.socket.as_raw_fd()) {
                 continue;
             }
             for _ in 0..share {
@@ -151,9 +169,19 @@ impl Server {
                         self.conns.admit(stream, now, l.serves_status);
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    // The peer gave up while queued: take the next one.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            ErrorKind::Interrupted | ErrorKind::ConnectionAborted
+                        ) => {}
                     Err(e) => {
-                        log::warn!("--{}: accept: {e}", l.flag);
+                        log::warn!(
+                            "--{}: accept: {e}; not accepting for {} ms",
+                            l.flag,
+                            ACCEPT_REST.as_millis()
+                        );
+                        l.resting_until = Some(now + ACCEPT_REST);
                         break;
                     }
                 }
