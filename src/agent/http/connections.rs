@@ -310,6 +310,23 @@ mod tests {
     }
 
     #[test]
+    fn a_spent_time_budget_serves_nobody_until_the_next_wakeup() {
+        let now = Instant::now();
+        let mut conns = Connections::new(8);
+        let wires = admit_all(&mut conns, now, vec![vec![request("/healthz")]]);
+        let mut late = Budget {
+            until: now,
+            ..budget()
+        };
+        conns.serve(&[100], &mut late, &mut health);
+        assert!(wires[0].borrow().written.is_empty());
+        assert_eq!(conns.len(), 1);
+        conns.serve(&[100], &mut budget(), &mut health);
+        assert!(answered(&wires[0]));
+        assert_eq!(conns.len(), 0);
+    }
+
+    #[test]
     fn turns_are_fair_when_the_budget_runs_out() {
         let now = Instant::now();
         let mut conns = Connections::new(8);
