@@ -174,7 +174,7 @@ impl<S: Peer> Connections<S> {
 #[cfg(test)]
 mod tests {
     use super::super::connection::LIFETIME;
-    use super::super::connection::script::{In, Scripted, Wire};
+    use super::super::script::{In, Scripted, Wire};
     use super::*;
     use std::cell::RefCell;
     use std::rc::Rc;

@@ -15,6 +15,8 @@
 mod connection;
 mod connections;
 mod protocol;
+#[cfg(test)]
+mod script;
 mod server;
 
 pub use connection::Budget;
