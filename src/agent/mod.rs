@@ -8,7 +8,7 @@
 
 mod http;
 mod metrics;
-mod poll;
+pub(crate) mod poll;
 mod signals;
 mod state;
 mod status;

@@ -5,6 +5,8 @@
 use super::*;
 use crate::kube::config::from_kubeconfig_str;
 use crate::kube::test_server::{CA_BUNDLE, CLIENT_CRT, CLIENT_KEY, Server, Step};
+use crate::kube::{API_VERSION, KIND};
+use serde_json::json;
 
 fn b64(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -78,7 +80,7 @@ fn get_retries_once_after_401_and_maps_404_to_none() {
         ],
     );
     let dir = scratch("get");
-    let client = client_for(&server, &dir, "tok-a\n");
+    let mut client = client_for(&server, &dir, "tok-a\n");
     let obj = client.get("n", "a").expect("get").expect("exists");
     assert_eq!(obj["metadata"]["uid"], "u-1");
     let r1 = server.requests.recv().expect("first request");
@@ -101,7 +103,7 @@ fn list_follows_continue_tokens_and_fills_kind() {
     let page2 = r#"{"kind":"RouteConfigurationList","metadata":{"resourceVersion":"40"},"items":[{"metadata":{"name":"b"}}]}"#;
     let server = Server::start(false, vec![one("200 OK", page1), one("200 OK", page2)]);
     let dir = scratch("list");
-    let client = client_for(&server, &dir, "t");
+    let mut client = client_for(&server, &dir, "t");
     let (items, rv) = client
         .list("networking.liqo.io/route-category=fabric")
         .expect("list");
@@ -137,7 +139,7 @@ fn replace_status_sends_the_object_and_reports_conflict() {
     let conflict = r#"{"kind":"Status","message":"the object has been modified; please apply your changes to the latest version and try again","reason":"Conflict","code":409}"#;
     let server = Server::start(false, vec![one("409 Conflict", conflict)]);
     let dir = scratch("status");
-    let client = client_for(&server, &dir, "t");
+    let mut client = client_for(&server, &dir, "t");
     let obj: Value = serde_json::from_str(RC).expect("json");
     let e = client.replace_status("n", "a", &obj).expect_err("conflict");
     assert!(e.is_conflict(), "{e:?}");
@@ -262,7 +264,7 @@ current-context: x
 ",
         b64(CA_BUNDLE)
     );
-    let client =
+    let mut client =
         Client::new(&from_kubeconfig_str(&text, std::path::Path::new("/"), None).expect("config"))
             .expect("client");
     let e = client.list("").expect_err("nothing listens");
