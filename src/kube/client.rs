@@ -312,18 +312,21 @@ impl Client {
             };
             match self.open(q, now) {
                 Ok(a) => self.active.push(a),
-                Err((q, e)) => self.completed.push(Completed {
-                    id: q.id,
-                    request: q.request,
-                    result: Err(e),
-                }),
+                Err(failed) => {
+                    let (q, e) = *failed;
+                    self.completed.push(Completed {
+                        id: q.id,
+                        request: q.request,
+                        result: Err(e),
+                    })
+                }
             }
         }
     }
 
     /// Builds the exchange and finds it a connection: a pooled one, or a
     /// new one to the next address.
-    fn open(&mut self, q: Queued, now: Instant) -> Result<Active, (Queued, KubeError)> {
+    fn open(&mut self, q: Queued, now: Instant) -> Result<Active, Box<(Queued, KubeError)>> {
         let token = if q.retried_401 {
             self.token.reload()
         } else {
@@ -331,7 +334,7 @@ impl Client {
         };
         let token = match token {
             Ok(t) => t,
-            Err(e) => return Err((q, e)),
+            Err(e) => return Err(Box::new((q, e))),
         };
         let auth = token.map(|t| format!("Bearer {t}"));
         let mut headers = vec![
@@ -356,13 +359,13 @@ impl Client {
             Ok(x) => x,
             Err(m) => {
                 let e = KubeError::Request(format!("{} {}: {m}", q.request.method, path));
-                return Err((q, e));
+                return Err(Box::new((q, e)));
             }
         };
         let mut wire = Vec::new();
         if let Err(m) = exchange.output(&mut wire) {
             let e = KubeError::Request(format!("{} {}: {m}", q.request.method, path));
-            return Err((q, e));
+            return Err(Box::new((q, e)));
         }
         let (conn, reused, attempts) = match self.idle.pop() {
             Some(idle) => (idle.conn, true, 0),
@@ -373,7 +376,7 @@ impl Client {
                         path: q.request.path.clone(),
                         message: e,
                     };
-                    return Err((q, e));
+                    return Err(Box::new((q, e)));
                 }
             },
         };
@@ -395,7 +398,7 @@ impl Client {
                 path: a.request.path.clone(),
                 message: format!("queueing request: {e}"),
             };
-            return Err((
+            return Err(Box::new((
                 Queued {
                     id: a.id,
                     request: a.request,
@@ -403,7 +406,7 @@ impl Client {
                     retried_401: a.retried_401,
                 },
                 e,
-            ));
+            )));
         }
         Ok(a)
     }
