@@ -86,6 +86,9 @@ pub(super) enum Intent {
         reason: &'static str,
         message: String,
         kind: EventType,
+        /// When it happened (RFC 3339): part of the Event's name, so a
+        /// resend after a lost answer is not a second Event.
+        at: String,
     },
 }
 
@@ -345,13 +348,14 @@ impl Agent {
                 reason,
                 message,
                 kind,
+                at,
             } => {
                 let ns = raw
                     .pointer("/metadata/namespace")
                     .and_then(Value::as_str)
                     .unwrap_or("default");
-                requests::event(self.client.event_source(), ns, raw, reason, message, *kind)
-                    .map(Some)
+                let what = (*reason, message.as_str(), *kind);
+                requests::event_once(self.client.event_source(), ns, raw, what, at).map(Some)
             }
         }
     }
@@ -423,7 +427,9 @@ impl Agent {
                     Err(_) => self.writes.finished(&key, c.id, Done::Written, now),
                 }
             }
-            Err(e) if e.is_not_found() => {
+            // 404: the object is gone. 409 on an Event: an earlier send
+            // of the same Event got through.
+            Err(e) if e.is_not_found() || e.is_conflict() => {
                 self.writes.finished(&key, c.id, Done::Written, now);
             }
             Err(e) => {

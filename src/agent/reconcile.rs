@@ -291,6 +291,7 @@ impl Agent {
                 reason,
                 message,
                 kind,
+                at: crate::time::now_rfc3339(),
             },
         );
     }

@@ -122,14 +122,58 @@ pub fn patch_finalizers(
 }
 
 /// POST of a core/v1 Event about `involved` (an object as the API returned
-/// it), reported by `(component, host)`.
+/// it), reported by `(component, host)`, with a server-generated name.
 pub fn event(
-    (component, host): (&str, &str),
+    source: (&str, &str),
     ns: &str,
     involved: &Value,
     reason: &str,
     message: &str,
     event_type: EventType,
+) -> Result<ApiRequest, KubeError> {
+    let now = crate::time::now_rfc3339();
+    event_at(
+        source,
+        ns,
+        involved,
+        (reason, message, event_type),
+        &now,
+        false,
+    )
+}
+
+/// Like [`event`], for a queued write: the Event's time is when it
+/// happened (`at`), and its name is derived from what it says, so sending
+/// it again after a lost answer gets 409 instead of a second Event.
+pub fn event_once(
+    source: (&str, &str),
+    ns: &str,
+    involved: &Value,
+    what: (&str, &str, EventType),
+    at: &str,
+) -> Result<ApiRequest, KubeError> {
+    event_at(source, ns, involved, what, at, true)
+}
+
+/// FNV-1a: a stable, dependency-free name suffix (not a security hash).
+fn fnv64(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain([0]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn event_at(
+    (component, host): (&str, &str),
+    ns: &str,
+    involved: &Value,
+    (reason, message, event_type): (&str, &str, EventType),
+    now: &str,
+    fixed_name: bool,
 ) -> Result<ApiRequest, KubeError> {
     check_name("namespace", ns)?;
     let meta = involved.get("metadata");
@@ -140,15 +184,25 @@ pub fn event(
             "event for an object without metadata.name".to_string(),
         ));
     };
-    let now = crate::time::now_rfc3339();
     let mut source = json!({"component": component});
     if !host.is_empty() {
         source["host"] = Value::from(host);
     }
+    let metadata = if fixed_name {
+        let uid = meta
+            .and_then(|m| m.get("uid"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let hash = fnv64(&[uid, host, reason, message, now]);
+        let prefix: String = name_str.chars().take(230).collect();
+        json!({"name": format!("{prefix}.{hash:016x}"), "namespace": ns})
+    } else {
+        json!({"generateName": format!("{name_str}."), "namespace": ns})
+    };
     let body = json!({
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"generateName": format!("{name_str}."), "namespace": ns},
+        "metadata": metadata,
         "involvedObject": {
             "apiVersion": involved.get("apiVersion").cloned().unwrap_or(Value::from(API_VERSION)),
             "kind": involved.get("kind").cloned().unwrap_or(Value::from(KIND)),
@@ -211,5 +265,24 @@ mod tests {
         assert!(replace_status("n", "a", &no_rv).is_err());
         assert!(replace_status("n", "b", &obj).is_err());
         assert!(patch_finalizers("n", "a", "", &[]).is_err());
+    }
+
+    #[test]
+    fn queued_events_have_a_stable_name() {
+        let obj = json!({"metadata": {"name": "a", "namespace": "n", "uid": "u-1"}});
+        let what = ("ApplyFailed", "h: link down", EventType::Warning);
+        let at = "2026-01-01T00:00:00Z";
+        let body = |r: ApiRequest| -> Value {
+            serde_json::from_slice(&r.body.expect("body").1).expect("json")
+        };
+        let one = body(event_once(("c", "h"), "n", &obj, what, at).expect("event"));
+        let two = body(event_once(("c", "h"), "n", &obj, what, at).expect("event"));
+        assert_eq!(one, two, "a resend is the same Event");
+        let name = one["metadata"]["name"].as_str().expect("name");
+        assert!(name.starts_with("a.") && name.len() == 2 + 16, "{name}");
+        assert_eq!(one["firstTimestamp"], at);
+        let later =
+            body(event_once(("c", "h"), "n", &obj, what, "2026-01-01T00:00:01Z").expect("event"));
+        assert_ne!(later["metadata"]["name"], one["metadata"]["name"]);
     }
 }
