@@ -3,9 +3,10 @@
 //! The stream runs on its own connection (`conn.rs`: non-blocking TCP,
 //! rustls with the client's shared `ClientConfig`) and its own HTTP
 //! exchange (`exchange.rs`, on ureq-proto), with a line splitter for the
-//! JSON events (`events.rs`). Every byte read is decrypted and decoded at
-//! once into our own queue, so "nothing queued" really means "nothing until
-//! the fd is readable".
+//! JSON events (`events.rs`). Every byte read is decrypted and de-chunked
+//! at once into our own buffer, so "nothing buffered" really means "nothing
+//! until the fd is readable"; events are parsed one per [`Watch::try_next`],
+//! so the caller's budget bounds the parsing too.
 //!
 //! # Contract with the event loop
 //! * Put [`Watch::raw_fd`] with [`Watch::poll_events`] in the poll set
@@ -24,7 +25,6 @@
 //! Idle cost is zero: nothing runs until the kernel reports data, a dead
 //! peer (keepalive), or a deadline.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
@@ -101,7 +101,6 @@ pub struct Watch {
     decoded: Vec<u8>,
     error_body: Vec<u8>,
     lines: EventLines,
-    queue: VecDeque<WatchEvent>,
     failure: Option<KubeError>,
 }
 
@@ -110,7 +109,6 @@ impl std::fmt::Debug for Watch {
         f.debug_struct("Watch")
             .field("path", &self.path)
             .field("phase", &self.phase)
-            .field("queued", &self.queue.len())
             .finish()
     }
 }
@@ -151,7 +149,6 @@ impl Watch {
             decoded: Vec::new(),
             error_body: Vec::new(),
             lines: EventLines::default(),
-            queue: VecDeque::new(),
             failure: None,
         };
         w.connect_next()?;
@@ -174,7 +171,7 @@ impl Watch {
     /// How long poll may sleep before [`Watch::try_next`] must run again
     /// (a deadline passes then). Zero when events are already queued.
     pub fn timeout(&self) -> Duration {
-        if !self.queue.is_empty() || self.failure.is_some() {
+        if self.lines.unscanned() || self.failure.is_some() {
             return Duration::ZERO;
         }
         match self.phase {
@@ -188,14 +185,9 @@ impl Watch {
         &self.path
     }
 
-    /// Events decoded and not yet handed out.
-    pub fn queued(&self) -> usize {
-        self.queue.len()
-    }
-
     /// Advances the stream without blocking and returns the next event.
     pub fn try_next(&mut self) -> Result<WatchPoll, KubeError> {
-        if let Some(ev) = self.queue.pop_front() {
+        if let Some(ev) = self.next_line()? {
             return Ok(WatchPoll::Event(ev));
         }
         if let Some(e) = self.failure.take() {
@@ -206,14 +198,14 @@ impl Watch {
         }
         if let Err(e) = self.advance() {
             self.close();
-            // Events decoded before the failure still count.
-            if self.queue.is_empty() {
-                return Err(e);
-            }
+            // Events received before the failure still count.
             self.failure = Some(e);
         }
-        if let Some(ev) = self.queue.pop_front() {
+        if let Some(ev) = self.next_line()? {
             return Ok(WatchPoll::Event(ev));
+        }
+        if let Some(e) = self.failure.take() {
+            return Err(e);
         }
         if self.phase == Phase::Ended {
             return Ok(WatchPoll::Ended);
@@ -335,22 +327,24 @@ impl Watch {
             };
         }
         self.lines.push(&decoded);
-        loop {
-            match self.lines.next_event() {
-                Ok(Some(ev)) => self.queue.push_back(ev),
-                Ok(None) => break,
-                Err(message) => {
-                    return Err(KubeError::Decode {
-                        path: self.path.clone(),
-                        message,
-                    });
-                }
-            }
-        }
         if done {
             self.finish_ok();
         }
         Ok(())
+    }
+
+    /// The next complete event line of a 200 stream, parsed.
+    fn next_line(&mut self) -> Result<Option<WatchEvent>, KubeError> {
+        if self.exchange.status() != Some(200) {
+            return Ok(None);
+        }
+        self.lines.next_event().map_err(|message| {
+            self.close();
+            KubeError::Decode {
+                path: self.path.clone(),
+                message,
+            }
+        })
     }
 
     fn status_error(&mut self) -> KubeError {
