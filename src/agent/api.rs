@@ -114,7 +114,8 @@ impl Agent {
     /// (the one blocking call) happens here, only when no kernel work is
     /// waiting.
     pub(super) fn sync_step(&mut self, now: Instant) {
-        let wants_server = self.api_due(now) || !self.writes.ready(now).is_empty();
+        let wants_server =
+            self.api_due(now) || self.client.in_flight() > 0 || !self.writes.ready(now).is_empty();
         if self.client.needs_resolve() && wants_server && self.due.is_none() {
             if let Err(e) = self.client.resolve() {
                 self.metrics.error("api");
@@ -308,56 +309,15 @@ impl Agent {
         else {
             return Ok(None);
         };
-        let (ns, name) = split_key(&key.object);
-        match intent {
-            Intent::Status { applied } => {
-                let now = crate::time::now_rfc3339();
-                let Some(status) = updated_status(raw, &self.opts.host, *applied, &now) else {
-                    return Ok(None);
-                };
-                let mut object = raw.clone();
-                object["status"] = status;
-                requests::replace_status(ns, name, &object).map(Some)
-            }
-            Intent::Finalizer { present } => {
-                let has = has_finalizer(raw);
-                let deleting = raw.pointer("/metadata/deletionTimestamp").is_some();
-                if has == *present || (*present && deleting) {
-                    return Ok(None);
-                }
-                let mut finalizers: Vec<String> = raw
-                    .pointer("/metadata/finalizers")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(String::from))
-                            .filter(|f| f != FINALIZER)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if *present {
-                    finalizers.push(FINALIZER.to_string());
-                }
-                let rv = raw
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                requests::patch_finalizers(ns, name, rv, &finalizers).map(Some)
-            }
-            Intent::Event {
-                reason,
-                message,
-                kind,
-                at,
-            } => {
-                let ns = raw
-                    .pointer("/metadata/namespace")
-                    .and_then(Value::as_str)
-                    .unwrap_or("default");
-                let what = (*reason, message.as_str(), *kind);
-                requests::event_once(self.client.event_source(), ns, raw, what, at).map(Some)
-            }
-        }
+        let now = crate::time::now_rfc3339();
+        render(
+            intent,
+            &key.object,
+            raw,
+            &self.opts.host,
+            self.client.event_source(),
+            &now,
+        )
     }
 
     /// Takes the client's finished calls.
@@ -493,5 +453,146 @@ impl Agent {
                 return false;
             }
         }
+    }
+}
+
+/// The request that makes `raw` (the object `key` as we know it) say
+/// `intent`, or `None` when it already does. Pure: tested below.
+pub(super) fn render(
+    intent: &Intent,
+    key: &str,
+    raw: &Value,
+    host: &str,
+    event_source: (&str, &str),
+    now: &str,
+) -> Result<Option<ApiRequest>, KubeError> {
+    let (ns, name) = split_key(key);
+    match intent {
+        Intent::Status { applied } => {
+            let Some(status) = updated_status(raw, host, *applied, now) else {
+                return Ok(None);
+            };
+            let mut object = raw.clone();
+            object["status"] = status;
+            requests::replace_status(ns, name, &object).map(Some)
+        }
+        Intent::Finalizer { present } => {
+            let has = has_finalizer(raw);
+            let deleting = raw.pointer("/metadata/deletionTimestamp").is_some();
+            if has == *present || (*present && deleting) {
+                return Ok(None);
+            }
+            let mut finalizers: Vec<String> = raw
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .filter(|f| f != FINALIZER)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if *present {
+                finalizers.push(FINALIZER.to_string());
+            }
+            let rv = raw
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            requests::patch_finalizers(ns, name, rv, &finalizers).map(Some)
+        }
+        Intent::Event {
+            reason,
+            message,
+            kind,
+            at,
+        } => {
+            let ns = raw
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("default");
+            let what = (*reason, message.as_str(), *kind);
+            requests::event_once(event_source, ns, raw, what, at).map(Some)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: &str = "2026-01-01T00:00:00Z";
+
+    fn object(conditions: Value, finalizers: Value) -> Value {
+        json!({
+            "apiVersion": "networking.liqo.io/v1beta1", "kind": "RouteConfiguration",
+            "metadata": {"name": "a", "namespace": "n", "uid": "u", "resourceVersion": "5",
+                         "finalizers": finalizers},
+            "status": {"conditions": conditions}
+        })
+    }
+
+    fn body(r: &ApiRequest) -> Value {
+        serde_json::from_slice(&r.body.as_ref().expect("body").1).expect("json")
+    }
+
+    fn go(intent: Intent, raw: &Value) -> Option<ApiRequest> {
+        render(&intent, "n/a", raw, "h1", ("routecfg", "h1"), NOW).expect("renders")
+    }
+
+    #[test]
+    fn status_is_written_only_when_it_changes() {
+        let raw = object(json!([]), json!([]));
+        let r = go(Intent::Status { applied: true }, &raw).expect("a write");
+        assert_eq!(r.method, "PUT");
+        assert!(
+            r.path
+                .ends_with("/namespaces/n/routeconfigurations/a/status")
+        );
+        let sent = body(&r);
+        assert_eq!(sent["metadata"]["resourceVersion"], "5");
+        assert_eq!(sent["status"]["conditions"][0]["host"], "h1");
+        assert_eq!(sent["status"]["conditions"][0]["status"], "True");
+        // The object as the server returned it: nothing more to write.
+        assert_eq!(go(Intent::Status { applied: true }, &sent), None);
+        assert!(go(Intent::Status { applied: false }, &sent).is_some());
+    }
+
+    #[test]
+    fn finalizer_added_and_removed_only_when_needed() {
+        let without = object(json!([]), json!(["other/keep"]));
+        let r = go(Intent::Finalizer { present: true }, &without).expect("add");
+        assert_eq!(r.method, "PATCH");
+        assert_eq!(
+            body(&r)["metadata"],
+            json!({"resourceVersion": "5", "finalizers": ["other/keep", FINALIZER]})
+        );
+        assert_eq!(go(Intent::Finalizer { present: false }, &without), None);
+        let mut with = object(json!([]), json!([FINALIZER, "other/keep"]));
+        assert_eq!(go(Intent::Finalizer { present: true }, &with), None);
+        let r = go(Intent::Finalizer { present: false }, &with).expect("remove");
+        assert_eq!(body(&r)["metadata"]["finalizers"], json!(["other/keep"]));
+        // Never added to an object being deleted.
+        with["metadata"]["deletionTimestamp"] = json!(NOW);
+        let mut deleting = with.clone();
+        deleting["metadata"]["finalizers"] = json!([]);
+        assert_eq!(go(Intent::Finalizer { present: true }, &deleting), None);
+    }
+
+    #[test]
+    fn events_carry_their_time_and_a_stable_name() {
+        let raw = object(json!([]), json!([]));
+        let intent = Intent::Event {
+            reason: "ApplyFailed",
+            message: "h1: link down".to_string(),
+            kind: EventType::Warning,
+            at: NOW.to_string(),
+        };
+        let one = go(intent.clone(), &raw).expect("event");
+        let two = go(intent, &raw).expect("event");
+        assert_eq!(one, two);
+        assert_eq!(one.path, "/api/v1/namespaces/n/events");
+        assert_eq!(body(&one)["lastTimestamp"], NOW);
     }
 }
