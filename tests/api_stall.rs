@@ -191,3 +191,83 @@ fn stopped_api_server_never_delays_repairs_and_statuses_arrive_once() {
     let steady_now = Expected::from_spec(&object(&env, "liqo", "steady").expect("steady")["spec"]);
     steady_now.check(&ns).unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[test]
+fn api_server_killed_and_restarted_during_edits_converges() {
+    require_root();
+    let ns = dummy_node("restart");
+    let mut env = KubeEnv::start();
+    let ip = env.node_ip(10);
+    env.attach(ns.name(), &ip);
+    install_crd(&env, Crd::Upstream);
+    create_namespaces(&env, &["liqo"]);
+    let scratch = Scratch::new("restart");
+    let agent = Agent::start(&AgentConfig {
+        netns: ns.name(),
+        host: HOST,
+        kubeconfig: env.kubeconfig(),
+        select: &["--role", "fabric"],
+        dir: scratch.path(),
+        metrics_port: 9433,
+    });
+    let names: Vec<String> = (0..5).map(|i| format!("edit-{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        let dst = format!("10.7{i}.0.0/16");
+        apply(
+            &env,
+            &route_config(
+                "liqo",
+                name,
+                &[(CATEGORY, "fabric")],
+                json!({"name": name, "rules": [
+                    {"dst": dst, "routes": [{"dst": dst, "gw": "10.90.0.2"}]}
+                ]}),
+            ),
+        );
+    }
+    let converged = |env: &KubeEnv| -> Result<(), String> {
+        agent.check_alive()?;
+        for name in &names {
+            let obj = object(env, "liqo", name).ok_or_else(|| format!("{name} is gone"))?;
+            Expected::from_spec(&obj["spec"]).check(&ns)?;
+            check_condition(&obj, HOST, "True")?;
+        }
+        Ok(())
+    };
+    wait_for("every object applied", CONVERGE, || converged(&env));
+    let patch_all = |env: &KubeEnv, gw: &str| {
+        for name in &names {
+            json_patch(
+                env,
+                "liqo",
+                name,
+                json!([{"op": "replace", "path": "/spec/table/rules/0/routes/0/gw", "value": gw}]),
+            );
+        }
+    };
+    // A burst of edits, the API server killed in the middle of it (the
+    // agent may have seen some, none or all of them), restarted on the
+    // same port, and more edits.
+    patch_all(&env, "10.90.0.3");
+    env.signal_apiserver(libc::SIGKILL);
+    env.stop_apiserver();
+    ns.ip_line(&format!(
+        "route del 10.70.0.0/16 table {}",
+        table_id("edit-0")
+    ));
+    env.start_apiserver();
+    patch_all(&env, "10.90.0.4");
+    patch_all(&env, "10.90.0.5");
+    wait_for(
+        "the kernel and statuses after the restart",
+        RECONNECT,
+        || converged(&env),
+    );
+    for name in &names {
+        let obj = object(&env, "liqo", name).expect("exists");
+        assert_eq!(
+            obj["spec"]["table"]["rules"][0]["routes"][0]["gw"], "10.90.0.5",
+            "{name}: the last edit is what the API holds"
+        );
+    }
+}
