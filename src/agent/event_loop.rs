@@ -4,7 +4,8 @@
 //! # Fair turns
 //! Each turn runs kernel repair first (a due reconcile), then starts API
 //! work (list, watch, queued writes), then waits in poll, then gives every
-//! ready source a bounded turn: signals; kernel events; at most
+//! ready source a bounded turn: signals; kernel events (at most 256 KiB);
+//! at most
 //! [`super::api::WATCH_EVENTS_PER_TURN`] watch events or
 //! [`super::api::WATCH_TIME_PER_TURN`] (the stream reads at most 256 KiB
 //! per step); one non-blocking step of each API connection (at most 256 KiB
@@ -27,9 +28,9 @@
 //!   API call, and writing `rt_tables` after an apply: local files, bounded
 //!   by the local filesystem.
 //! * Log lines to stderr: bounded by whoever reads it (journald, kubelet).
-//! * Reading netlink events: non-blocking, drained until the socket is
-//!   empty (bounded by its receive buffer; beyond it the kernel reports
-//!   ENOBUFS and we resync).
+//! * Reading netlink events: non-blocking, at most 256 KiB per turn
+//!   (`Monitor::read_events`); beyond the socket's receive buffer the
+//!   kernel reports ENOBUFS and we resync.
 //! * The metrics server: see `http.rs`.
 
 use std::os::fd::RawFd;
