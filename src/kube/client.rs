@@ -440,16 +440,17 @@ impl Client {
                 let mut failure = None;
                 if !a.plain.is_empty() {
                     let plain = std::mem::take(&mut a.plain);
-                    match a.exchange.input(&plain, &mut a.body) {
-                        Ok(Progress::Complete) => return Some(Ok(self.response(i))),
-                        Ok(Progress::More) => {}
-                        Err(m) => return Some(Err(transport(format!("bad response: {m}")))),
-                    }
+                    let progress = a.exchange.input(&plain, &mut a.body);
                     if a.body.len() > a.request.max_response {
                         return Some(Err(transport(format!(
                             "response larger than {} bytes",
                             a.request.max_response
                         ))));
+                    }
+                    match progress {
+                        Ok(Progress::Complete) => return Some(Ok(self.response(i))),
+                        Ok(Progress::More) => {}
+                        Err(m) => return Some(Err(transport(format!("bad response: {m}")))),
                     }
                 }
                 if p.eof {
