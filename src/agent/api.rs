@@ -39,7 +39,7 @@ pub const WATCH_TIME_PER_TURN: Duration = Duration::from_millis(20);
 /// rest wait in the queue, where the latest intent wins).
 const WRITES_IN_FLIGHT: usize = 16;
 /// A watch that lived this long resets the backoff before its failure
-/// counts.
+/// counts (as does an event after [`SHORT_WATCH`]).
 const HEALTHY_WATCH: Duration = Duration::from_secs(60);
 
 /// Where list and watch stand.
@@ -121,10 +121,12 @@ impl Agent {
                 self.metrics.error("api");
                 let wait = self.backoff.failed();
                 log::warn!("{e}; retrying in {} ms", wait.as_millis());
-                self.sync = match self.sync {
-                    Sync::WatchAt(_) => Sync::WatchAt(now + wait),
-                    _ => Sync::ListAt(now + wait),
-                };
+                // Only a list or watch waiting to start is pushed back; one
+                // in progress keeps its connection.
+                match &mut self.sync {
+                    Sync::ListAt(t) | Sync::WatchAt(t) => *t = now + wait,
+                    Sync::Listing { .. } | Sync::Watching { .. } => {}
+                }
                 return;
             }
         }
@@ -202,6 +204,9 @@ impl Agent {
             match watch.try_next() {
                 Ok(WatchPoll::Event(ev)) => {
                     handled += 1;
+                    if now.duration_since(since) >= SHORT_WATCH {
+                        self.backoff.succeeded();
+                    }
                     if let Some(rv) = ev.resource_version() {
                         if ev.kind != WatchEventKind::Error {
                             self.resource_version = rv.to_string();
@@ -270,8 +275,21 @@ impl Agent {
     }
 
     fn watch_failed(&mut self, e: &KubeError, since: Instant, now: Instant) {
-        if now.duration_since(since) >= HEALTHY_WATCH {
+        let lived = now.duration_since(since);
+        if lived >= HEALTHY_WATCH {
             self.backoff.succeeded();
+        }
+        if e.is_gone() && lived < SHORT_WATCH {
+            // Usual after a long disconnection, but a server answering
+            // every watch with 410 must not get a list storm either.
+            self.metrics.error("api");
+            let wait = self.backoff.failed();
+            log::info!(
+                "watch: resourceVersion too old, listing again in {} ms",
+                wait.as_millis()
+            );
+            self.sync = Sync::ListAt(now + wait);
+            return;
         }
         self.api_failed("watch", e, now);
     }
