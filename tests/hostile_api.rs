@@ -231,6 +231,21 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// User + system CPU time of `pid` so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
 fn b64(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
@@ -294,7 +309,11 @@ current-context: x
     });
     let at_start = accepted.load(Ordering::SeqCst);
     let requests_at_start = requests.load(Ordering::SeqCst);
+    let cpu_at_start = cpu_ticks(agent.pid());
     std::thread::sleep(HOSTILE_FOR);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let cpu = (cpu_ticks(agent.pid()) - cpu_at_start) as f64 / hz;
     let connections = accepted.load(Ordering::SeqCst) - at_start;
     let requests = requests.load(Ordering::SeqCst) - requests_at_start;
 
@@ -322,7 +341,8 @@ current-context: x
     let code = agent.stop();
     let exit_ms = asked.elapsed().as_secs_f64() * 1000.0;
     eprintln!(
-        "{mode:?}: {connections} connections, {requests} requests in {} s; worst repair {:.1} ms; /healthz {healthz_ms:.1} ms; RSS {} KiB; SIGTERM to exit {exit_ms:.0} ms",
+        "{mode:?}: {connections} connections, {requests} requests, {:.0} % CPU in {} s; worst repair {:.1} ms; /healthz {healthz_ms:.1} ms; RSS {} KiB; SIGTERM to exit {exit_ms:.0} ms",
+        100.0 * cpu / HOSTILE_FOR.as_secs_f64(),
         HOSTILE_FOR.as_secs(),
         worst.as_secs_f64() * 1000.0,
         rss

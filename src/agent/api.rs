@@ -412,7 +412,11 @@ impl Agent {
             }
             Err(e) => {
                 self.metrics.error("status");
-                log::warn!("{}: writing {:?}: {e}", key.object, key.kind);
+                if self.writes.failures(&key) == 0 {
+                    log::warn!("{}: writing {:?}: {e}; retrying", key.object, key.kind);
+                } else {
+                    log::debug!("{}: writing {:?}: {e}; retrying", key.object, key.kind);
+                }
                 self.writes.finished(&key, c.id, Done::Failed, now);
             }
         }

@@ -76,6 +76,7 @@ impl<K: Ord + Clone, I: PartialEq> WriteQueue<K, I> {
                 e.changed = e.in_flight.is_some();
                 // A new intent is worth trying at once.
                 e.retry_at = None;
+                e.backoff.succeeded();
             }
             return Ok(());
         }
@@ -148,6 +149,12 @@ impl<K: Ord + Clone, I: PartialEq> WriteQueue<K, I> {
                 e.retry_at = Some(now + wait);
             }
         }
+    }
+
+    /// Failures of `key`'s writes since it last succeeded or changed (to
+    /// log the first failure loudly and the retries quietly).
+    pub fn failures(&self, key: &K) -> u32 {
+        self.entries.get(key).map_or(0, |e| e.backoff.failures())
     }
 
     /// Keys waiting or in flight: the `write_queue_depth` metric.
@@ -237,7 +244,9 @@ mod tests {
         q.finished(&"a", 2, Done::Failed, now);
         let second = q.next_retry().expect("retry");
         assert!(second > retry);
+        assert_eq!(q.failures(&"a"), 2);
         q.put("a", 2).expect("room");
+        assert_eq!(q.failures(&"a"), 0);
         assert_eq!(q.ready(now), ["a"], "a new intent goes at once");
     }
 

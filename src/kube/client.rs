@@ -14,6 +14,19 @@
 //!   [`ApiRequest::max_response`]).
 //! * Watches get their own connection: [`Client::watch_path`].
 //!
+//! ```text
+//! let id = client.start(ApiRequest::json(
+//!     "PUT", "/apis/coordination.k8s.io/v1/namespaces/liqo/leases/x",
+//!     "application/json", &lease)?);          // returns at once
+//! ... poll(client.poll_fds(), client.deadline()) ...
+//! client.advance();
+//! for done in client.take_completed() {        // done.id == id, once
+//!     match done.result { Ok(r) => r.json(&done.request.path)?, Err(e) if e.is_conflict() => ... }
+//! }
+//! let watch = client.watch_path("/apis/g/v1/things", &rv, "a=b", 300)?;
+//! let pager = Pager::new("/apis/g/v1/things", "a=b", ListLimits::default(), now);
+//! ```
+//!
 //! Blocking helpers (`list`, `get`, `replace_status`, ...) run the same
 //! machinery under their own poll until the call ends; they exist for
 //! `routecfg once` and tests, never for the agent's loop.
