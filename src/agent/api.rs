@@ -195,7 +195,13 @@ impl Agent {
         let mut handled = 0;
         let mut more = false;
         while let Sync::Watching { watch, since } = &mut self.sync {
-            if handled >= WATCH_EVENTS_PER_TURN || started.elapsed() >= WATCH_TIME_PER_TURN {
+            // Kernel repair goes first: a reconcile that came due ends the
+            // turn, as does the budget.
+            let repair_due = self.due.is_some_and(|d| d <= Instant::now());
+            if repair_due
+                || handled >= WATCH_EVENTS_PER_TURN
+                || started.elapsed() >= WATCH_TIME_PER_TURN
+            {
                 more = true;
                 break;
             }
