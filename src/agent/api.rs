@@ -624,3 +624,203 @@ mod tests {
         assert_eq!(body(&one)["lastTimestamp"], NOW);
     }
 }
+
+/// The agent's API side driven by scripted call results, with no server:
+/// the client points at a closed loopback port and is never advanced; the
+/// results are handed in as the client would hand them out.
+#[cfg(test)]
+mod agent_tests {
+    use super::*;
+    use crate::engine::Engine;
+    use crate::kube::{ApiResponse, Client, ConnectOptions, config::from_kubeconfig_str};
+    use crate::model::selector::SelectorSet;
+    use serde_json::json;
+
+    fn agent() -> Agent {
+        let text = "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+";
+        let config = from_kubeconfig_str(text, std::path::Path::new("/"), None).expect("config");
+        let client = Client::new(&config).expect("client");
+        // Opening a NETLINK_ROUTE socket needs no privilege; nothing is
+        // applied by these tests.
+        let engine = Engine::new(114).expect("netlink socket");
+        let opts = super::super::runner::Options {
+            connect: ConnectOptions::default(),
+            selectors: SelectorSet::fabric(),
+            host: "h1".to_string(),
+            finalizer: false,
+            metrics_addr: None,
+            resync: Duration::from_secs(300),
+            protocol: 114,
+            rt_tables: None,
+            watch_timeout: 300,
+        };
+        Agent::new(opts, client, engine)
+    }
+
+    fn rc(name: &str, rv: &str) -> Value {
+        json!({
+            "apiVersion": "networking.liqo.io/v1beta1", "kind": "RouteConfiguration",
+            "metadata": {"name": name, "namespace": "liqo", "uid": format!("u-{name}"),
+                         "resourceVersion": rv,
+                         "labels": {"networking.liqo.io/route-category": "fabric"}},
+            "spec": {"table": {"name": name, "rules": [
+                {"dst": "10.70.0.0/16", "routes": [{"dst": "10.70.0.0/16", "gw": "10.90.0.2"}]}]}}
+        })
+    }
+
+    fn ok(body: &Value) -> Result<ApiResponse, KubeError> {
+        Ok(ApiResponse {
+            status: 200,
+            body: serde_json::to_vec(body).expect("json"),
+        })
+    }
+
+    fn conflict() -> Result<ApiResponse, KubeError> {
+        Err(KubeError::Conflict {
+            path: "/x".to_string(),
+            message: "modified".to_string(),
+        })
+    }
+
+    /// The call in flight for `purpose`, handed back with `result`.
+    fn complete(a: &mut Agent, purpose: &Purpose, result: Result<ApiResponse, KubeError>) {
+        let id = a
+            .calls
+            .iter()
+            .find(|(_, p)| *p == purpose)
+            .map(|(id, _)| *id)
+            .unwrap_or_else(|| panic!("no call for {purpose:?} in {:?}", a.calls));
+        let request = ApiRequest::get("/scripted");
+        a.on_completed(vec![Completed {
+            id,
+            request,
+            result,
+        }]);
+    }
+
+    #[test]
+    fn list_pages_then_watch_and_a_failed_list_keeps_the_last_state() {
+        let mut a = agent();
+        let now = Instant::now();
+        a.sync_step(now);
+        assert!(matches!(a.sync, Sync::Listing { .. }));
+        let page1 = json!({"metadata": {"resourceVersion": "7", "continue": "c1"},
+                           "items": [rc("a", "5")]});
+        complete(&mut a, &Purpose::ListPage, ok(&page1));
+        assert!(matches!(a.sync, Sync::Listing { .. }), "second page asked");
+        let page2 = json!({"metadata": {"resourceVersion": "7"}, "items": [rc("b", "6")]});
+        complete(&mut a, &Purpose::ListPage, ok(&page2));
+        assert!(matches!(a.sync, Sync::WatchAt(_)));
+        assert_eq!(a.resource_version, "7");
+        assert_eq!(a.state.keys().count(), 2);
+
+        // A later list that fails: nothing known is dropped, and the next
+        // attempt waits for the backoff.
+        a.sync = Sync::ListAt(now);
+        a.sync_step(now);
+        complete(
+            &mut a,
+            &Purpose::ListPage,
+            Err(KubeError::Transport {
+                path: "/l".to_string(),
+                message: "reset".to_string(),
+            }),
+        );
+        assert_eq!(a.state.keys().count(), 2, "fail static");
+        match a.sync {
+            Sync::ListAt(t) => assert!(t > Instant::now(), "backoff"),
+            _ => panic!("expected a later list"),
+        }
+    }
+
+    #[test]
+    fn status_conflict_rereads_then_writes_once() {
+        let mut a = agent();
+        a.listed((vec![rc("a", "5")], "5".to_string()));
+        let key = WriteKey {
+            kind: WriteKind::Status,
+            object: "liqo/a".to_string(),
+        };
+        a.queue(
+            WriteKind::Status,
+            "liqo/a".to_string(),
+            Intent::Status { applied: true },
+        );
+        a.dispatch_writes(Instant::now());
+        let write = Purpose::Write(key.clone());
+        assert!(a.calls.values().any(|p| *p == write));
+        assert_eq!(a.metrics.write_queue, 1);
+        // Someone else wrote first: the agent re-reads the object.
+        complete(&mut a, &write, conflict());
+        let reread = Purpose::Reread(key.clone());
+        assert!(a.calls.values().any(|p| *p == reread), "{:?}", a.calls);
+        let mut fresh = rc("a", "9");
+        fresh["status"] =
+            json!({"conditions": [{"host": "h2", "type": "Applied", "status": "True"}]});
+        complete(&mut a, &reread, ok(&fresh));
+        // And writes again, on top of the fresh version.
+        a.dispatch_writes(Instant::now());
+        assert!(a.calls.values().any(|p| *p == write));
+        let mut written = fresh.clone();
+        written["metadata"]["resourceVersion"] = json!("10");
+        written["status"]["conditions"] = json!([
+            {"host": "h2", "type": "Applied", "status": "True"},
+            {"host": "h1", "type": "Applied", "status": "True", "lastTransitionTime": "t"}
+        ]);
+        complete(&mut a, &write, ok(&written));
+        assert!(a.writes.is_empty());
+        // Nothing changed since: the same intent renders to no call.
+        a.queue(
+            WriteKind::Status,
+            "liqo/a".to_string(),
+            Intent::Status { applied: true },
+        );
+        a.dispatch_writes(Instant::now());
+        assert!(a.calls.is_empty(), "written twice: {:?}", a.calls);
+        assert!(a.writes.is_empty());
+    }
+
+    #[test]
+    fn failed_writes_wait_for_their_backoff_and_events_are_sent_once() {
+        let mut a = agent();
+        a.listed((vec![rc("a", "5")], "5".to_string()));
+        let key = WriteKey {
+            kind: WriteKind::Event,
+            object: "liqo/a".to_string(),
+        };
+        a.queue(
+            WriteKind::Event,
+            "liqo/a".to_string(),
+            Intent::Event {
+                reason: "ApplyFailed",
+                message: "h1: no link".to_string(),
+                kind: EventType::Warning,
+                at: "2026-01-01T00:00:00Z".to_string(),
+            },
+        );
+        a.dispatch_writes(Instant::now());
+        let write = Purpose::Write(key);
+        complete(
+            &mut a,
+            &write,
+            Err(KubeError::Timeout {
+                path: "/e".to_string(),
+                message: "waiting for the response".to_string(),
+            }),
+        );
+        a.dispatch_writes(Instant::now());
+        assert!(a.calls.is_empty(), "retried before its backoff");
+        assert_eq!(a.writes.depth(), 1, "not lost");
+        let retry = a.writes.next_retry().expect("retry time");
+        a.dispatch_writes(retry);
+        assert!(a.calls.values().any(|p| *p == write));
+        // The first send got through after all: 409 AlreadyExists.
+        complete(&mut a, &write, conflict());
+        assert!(a.writes.is_empty());
+        assert!(a.calls.is_empty(), "no second Event");
+    }
+}
