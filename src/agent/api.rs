@@ -207,7 +207,11 @@ impl Agent {
             }
             let since = *since;
             let now = Instant::now();
-            match watch.try_next() {
+            let polled = watch.try_next();
+            if polled.is_err() && !watch.ever_connected() {
+                self.client.addresses_failed();
+            }
+            match polled {
                 Ok(WatchPoll::Event(ev)) => {
                     handled += 1;
                     if now.duration_since(since) >= SHORT_WATCH {

@@ -510,6 +510,12 @@ impl Client {
             return Some(Err(transport(m)));
         }
         if now >= self.active[i].deadline {
+            if self.active[i].conn.is_connecting() {
+                // A blackholed address: the next call tries another one
+                // (and a host name is looked up again).
+                self.next_addr += 1;
+                self.connect_failed();
+            }
             let a = &self.active[i];
             let what = if a.conn.is_connecting() {
                 "connecting"
@@ -524,6 +530,12 @@ impl Client {
             }));
         }
         None
+    }
+
+    /// A watch could not connect to any address: treated like a call's
+    /// connect failure (a host name is resolved again).
+    pub fn addresses_failed(&mut self) {
+        self.connect_failed();
     }
 
     /// Every address failed: a host name is resolved again before the

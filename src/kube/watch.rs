@@ -102,6 +102,8 @@ pub struct Watch {
     error_body: Vec<u8>,
     lines: EventLines,
     failure: Option<KubeError>,
+    /// A TCP connection was established at some point.
+    connected: bool,
 }
 
 impl std::fmt::Debug for Watch {
@@ -150,6 +152,7 @@ impl Watch {
             error_body: Vec::new(),
             lines: EventLines::default(),
             failure: None,
+            connected: false,
         };
         w.connect_next()?;
         Ok(w)
@@ -178,6 +181,13 @@ impl Watch {
             Phase::Ended => Duration::MAX,
             _ => self.deadline.saturating_duration_since(Instant::now()),
         }
+    }
+
+    /// True once a TCP connection was established; a watch that failed
+    /// without it points at the server's addresses (see
+    /// [`super::Client::addresses_failed`]).
+    pub fn ever_connected(&self) -> bool {
+        self.connected
     }
 
     /// The request path and query, for log lines.
@@ -277,6 +287,7 @@ impl Watch {
             }
         };
         if self.phase == Phase::Connecting && !conn.is_connecting() {
+            self.connected = true;
             self.phase = Phase::Head;
             self.deadline = Instant::now() + HEAD_TIMEOUT;
         }
