@@ -661,6 +661,7 @@ current-context: x
             protocol: 114,
             rt_tables: None,
             watch_timeout: 300,
+            checkpoint_dir: std::env::temp_dir().join("routecfg-api-tests-no-checkpoint"),
         };
         Agent::new(opts, client, engine)
     }

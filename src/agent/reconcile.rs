@@ -5,6 +5,7 @@
 
 use super::api::{Intent, WriteKey, WriteKind};
 use super::runner::{Agent, FINALIZER, Outcome};
+use crate::checkpoint::pause::paused_tables;
 use crate::engine::{Report, Scope};
 use crate::kernel::Event;
 use crate::kube::EventType;
@@ -104,11 +105,19 @@ impl Agent {
         let removed = std::mem::take(&mut self.removed);
         let kernel_triggered = std::mem::take(&mut self.kernel_triggered);
         let desired = self.state.desired();
+        // Tables on trial are frozen until the checkpoint ends; looked at
+        // again twice a second, so they are reconciled once it has.
+        let now_ms = crate::checkpoint::store::now_unix_ms();
+        let paused = paused_tables(self.pause.pending(), self.opts.protocol, now_ms);
+        if !paused.is_empty() {
+            self.dirty.extend(paused.iter().copied());
+            self.due = Some(Instant::now() + Duration::from_millis(500));
+        }
         let scope = Scope {
             tables: if full { None } else { Some(dirty.clone()) },
             removed,
             discover_owned: full,
-            frozen: desired.frozen.iter().copied().collect(),
+            frozen: desired.frozen.iter().chain(&paused).copied().collect(),
         };
         let started = Instant::now();
         let report = match self.engine.apply(&desired.tables, &scope) {
@@ -351,8 +360,19 @@ impl Agent {
             }));
         }
         let invalid: Vec<String> = self.state.object_errors().into_values().collect();
+        // Where each table, rule and route came from: what `explain` reads.
+        let origins = crate::explain::origin::build(self.state.objects(), &desired);
+        let now_ms = crate::checkpoint::store::now_unix_ms();
+        let protocol = self.opts.protocol;
+        let paused = self
+            .pause
+            .pending()
+            .filter(|h| !paused_tables(Some(h), protocol, now_ms).is_empty());
         json!({
             "host": self.opts.host,
+            "protocol": self.opts.protocol,
+            "origins": origins,
+            "paused": paused.map(|h| json!({"checkpoint": h.id, "tables": h.tables})),
             "ready": self.ready,
             "tables": tables,
             "invalid": invalid,

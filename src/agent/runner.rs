@@ -14,6 +14,7 @@ use super::metrics::Metrics;
 use super::signals::Signals;
 use super::state::State;
 use super::writes::{CAPACITY, WriteQueue};
+use crate::checkpoint::pause::Pause;
 use crate::engine::{Engine, TableReport};
 use crate::kernel::Monitor;
 use crate::kube::{Backoff, CallId, Client, ConnectOptions, KubeConfig};
@@ -41,6 +42,8 @@ pub struct Options {
     pub rt_tables: Option<RtTables>,
     /// Server-side watch timeout (the stream is renewed after it).
     pub watch_timeout: u32,
+    /// Where `apply --confirm` keeps its pending checkpoint.
+    pub checkpoint_dir: std::path::PathBuf,
 }
 
 /// What the last apply said about each object.
@@ -78,6 +81,8 @@ pub(super) struct Agent {
     pub(super) writes: WriteQueue<WriteKey, Intent>,
     /// What each call in flight is for.
     pub(super) calls: BTreeMap<CallId, Purpose>,
+    /// A pending `apply --confirm` with our mark: its tables are left alone.
+    pub(super) pause: Pause,
 }
 
 /// Builds the API client and the engine; errors are printed by the caller.
@@ -94,6 +99,7 @@ impl Agent {
         let server_selector = opts.selectors.common_terms().to_string();
         let state = State::new(opts.selectors.clone(), opts.protocol);
         let resync = opts.resync;
+        let pause = Pause::new(opts.checkpoint_dir.clone());
         let now = Instant::now();
         Agent {
             opts,
@@ -117,6 +123,7 @@ impl Agent {
             next_resync: now + resync,
             writes: WriteQueue::new(CAPACITY),
             calls: BTreeMap::new(),
+            pause,
         }
     }
 }
