@@ -657,6 +657,7 @@ current-context: x
             host: "h1".to_string(),
             finalizer: false,
             metrics_addr: None,
+            status_addr: None,
             resync: Duration::from_secs(300),
             protocol: 114,
             rt_tables: None,

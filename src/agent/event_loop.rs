@@ -31,13 +31,14 @@
 //! * Reading netlink events: non-blocking, at most 256 KiB per turn
 //!   (`Monitor::read_events`); beyond the socket's receive buffer the
 //!   kernel reports ENOBUFS and we resync.
-//! * The metrics server: see `http.rs`.
+//! * The metrics server: non-blocking connection state machines with a
+//!   budget per wakeup (see `http/`).
 
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use super::api::Sync;
-use super::http::{HttpServer, Response};
+use super::http::{Budget, Page, Response, Server};
 use super::poll;
 use super::runner::Agent;
 use super::signals::Signals;
@@ -48,7 +49,7 @@ pub(super) fn run(
     mut agent: Agent,
     signals: &Signals,
     monitor: &mut Monitor,
-    http: Option<&HttpServer>,
+    mut http: Option<&mut Server>,
 ) -> i32 {
     let mut watch_more = false;
     loop {
@@ -66,16 +67,22 @@ pub(super) fn run(
         agent.dispatch_writes(Instant::now());
 
         let now = Instant::now();
+        let mut deadline = next_deadline(&agent, now);
+        if let Some(t) = http.as_deref().and_then(Server::deadline) {
+            deadline = deadline.min(t);
+        }
         let timeout = if watch_more {
             Duration::ZERO
         } else {
-            next_deadline(&agent, now).saturating_duration_since(now)
+            deadline.saturating_duration_since(now)
         };
-        let mut fds: Vec<(RawFd, libc::c_short)> = vec![
-            (signals.fd(), libc::POLLIN),
-            (monitor.fd(), libc::POLLIN),
-            http.map_or((-1, 0), |h| (h.fd(), libc::POLLIN)),
-        ];
+        // Signals and the monitor first, then the metrics server's
+        // descriptors (from HTTP_FDS), then the API's.
+        const HTTP_FDS: usize = 2;
+        let mut fds: Vec<(RawFd, libc::c_short)> =
+            vec![(signals.fd(), libc::POLLIN), (monitor.fd(), libc::POLLIN)];
+        fds.extend(http.iter().flat_map(|h| h.interest()));
+        let api_fds = fds.len();
         if let Sync::Watching { watch, .. } = &agent.sync {
             fds.push((watch.raw_fd(), watch.poll_events()));
         }
@@ -107,10 +114,14 @@ pub(super) fn run(
         agent.client.advance();
         let done = agent.client.take_completed();
         agent.on_completed(done);
-        if ready[2] {
-            if let Some(h) = http {
-                serve(&mut agent, h);
-            }
+        if let Some(h) = http.as_deref_mut() {
+            let ready_fds: Vec<RawFd> = fds[HTTP_FDS..api_fds]
+                .iter()
+                .zip(&ready[HTTP_FDS..api_fds])
+                .filter(|(_, r)| **r)
+                .map(|((fd, _), _)| *fd)
+                .collect();
+            serve(&mut agent, h, &ready_fds);
         }
     }
 }
@@ -137,14 +148,22 @@ fn next_deadline(agent: &Agent, now: Instant) -> Instant {
     deadline
 }
 
-/// Answers metrics clients (the server decides how much it does per turn).
-fn serve(agent: &mut Agent, http: &HttpServer) {
-    http.serve_pending(&mut |path| match path {
-        "/metrics" => Response::ok("text/plain; version=0.0.4", agent.metrics.render()),
-        "/healthz" => Response::text("200 OK", "ok\n"),
-        "/readyz" if agent.ready => Response::text("200 OK", "ok\n"),
-        "/readyz" => Response::text("503 Service Unavailable", "not ready\n"),
-        "/status" => Response::ok("application/json", agent.status_json()),
-        _ => Response::text("404 Not Found", "not found\n"),
-    });
+/// Answers metrics clients, within the server's own budget per wakeup
+/// (called every turn: its deadlines expire here too).
+fn serve(agent: &mut Agent, http: &mut Server, ready: &[RawFd]) {
+    let (counts, open) = (http.counts(), http.open());
+    http.turn(
+        ready,
+        Budget::per_wakeup(Instant::now()),
+        &mut |page| match page {
+            Page::Metrics => Response::ok(
+                "text/plain; version=0.0.4",
+                agent.metrics.render() + &counts.render(open),
+            ),
+            Page::Health => Response::text("200 OK", "ok\n"),
+            Page::Ready if agent.ready => Response::text("200 OK", "ok\n"),
+            Page::Ready => Response::text("503 Service Unavailable", "not ready\n"),
+            Page::Status => Response::ok("application/json", agent.status_json()),
+        },
+    );
 }

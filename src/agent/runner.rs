@@ -9,7 +9,7 @@
 
 use super::api::{Intent, Purpose, Sync, WriteKey};
 use super::event_loop;
-use super::http::HttpServer;
+use super::http::Server;
 use super::metrics::Metrics;
 use super::signals::Signals;
 use super::state::State;
@@ -37,6 +37,8 @@ pub struct Options {
     pub host: String,
     pub finalizer: bool,
     pub metrics_addr: Option<String>,
+    /// Where `/status` is served instead of `metrics_addr`, if given.
+    pub status_addr: Option<String>,
     pub resync: Duration,
     pub protocol: u8,
     pub rt_tables: Option<RtTables>,
@@ -151,20 +153,15 @@ pub fn run(opts: Options) -> i32 {
             return 2;
         }
     };
-    let http = match opts
-        .metrics_addr
-        .as_deref()
-        .map(HttpServer::bind)
-        .transpose()
-    {
+    let mut http = match Server::bind(opts.metrics_addr.as_deref(), opts.status_addr.as_deref()) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("routecfg: {e}");
             return 2;
         }
     };
-    if let Some(addr) = http.as_ref().and_then(HttpServer::local_addr) {
-        log::info!("serving /metrics, /healthz, /readyz, /status on {addr}");
+    for line in http.iter().flat_map(Server::describe) {
+        log::info!("{line}");
     }
     log::info!(
         "routecfg {} on host {}: selecting {} (server-side: {:?})",
@@ -177,7 +174,7 @@ pub fn run(opts: Options) -> i32 {
     // their outcome, so only other writers' changes should wake us.
     monitor.ignore_port(Some(engine.netlink().port_id()));
     let agent = Agent::new(opts, client, engine);
-    event_loop::run(agent, &signals, &mut monitor, http.as_ref())
+    event_loop::run(agent, &signals, &mut monitor, http.as_mut())
 }
 
 /// `routecfg once`: list, apply, remove owned tables whose objects are
