@@ -5,11 +5,11 @@
 //! Each turn runs kernel repair first (a due reconcile), then starts API
 //! work (list, watch, queued writes), then waits in poll, then gives every
 //! ready source a bounded turn: signals; kernel events (at most 256 KiB);
-//! at most
-//! [`super::api::WATCH_EVENTS_PER_TURN`] watch events or
-//! [`super::api::WATCH_TIME_PER_TURN`] (the stream reads at most 256 KiB
-//! per step); one non-blocking step of each API connection (at most 256 KiB
-//! read each); metrics clients. A source with work left over makes the next
+//! at most [`super::api::WATCH_EVENTS_PER_TURN`] watch events or
+//! [`super::api::WATCH_TIME_PER_TURN`], ended early when a reconcile comes
+//! due (the stream reads at most 256 KiB per step); one non-blocking step of
+//! each API connection (at most 256 KiB read each); metrics clients, within
+//! the server's own budget. A source with work left over makes the next
 //! poll return at once, after the others had their turn. Signals are in the
 //! poll set, so SIGTERM is seen as soon as the current turn ends.
 //!
@@ -25,8 +25,9 @@
 //!   failed, and never while a reconcile is due. In-cluster (IP literal):
 //!   never.
 //! * Reading the token file (stat, and a small read when it changed) per
-//!   API call, and writing `rt_tables` after an apply: local files, bounded
-//!   by the local filesystem.
+//!   API call, the pending `apply --confirm` checkpoint (stat, and a read
+//!   when it changed) per reconcile, and writing `rt_tables` after an apply:
+//!   local files, bounded by the local filesystem.
 //! * Log lines to stderr: bounded by whoever reads it (journald, kubelet).
 //! * Reading netlink events: non-blocking, at most 256 KiB per turn
 //!   (`Monitor::read_events`); beyond the socket's receive buffer the
