@@ -65,6 +65,12 @@ pub(super) enum WriteKind {
     Status,
     Finalizer,
     Event,
+    /// A binding's status (keyed by its RouteConfiguration).
+    BindingStatus,
+    /// Create, repair, delete or unfinalize a binding (keyed by the binding).
+    Binding,
+    /// Strip the pre-binding finalizer (keyed by the RouteConfiguration).
+    Legacy,
 }
 
 /// A write-queue key: one kind of write for one object (`namespace/name`).
@@ -90,6 +96,14 @@ pub(super) enum Intent {
         /// resend after a lost answer is not a second Event.
         at: String,
     },
+    /// The binding's `Applied` condition and table name.
+    BindingStatus {
+        ok: bool,
+        message: String,
+        table: Option<String>,
+    },
+    /// One of `binding::decide`'s actions.
+    Binding(crate::binding::Action),
 }
 
 /// What a call in flight is for.
@@ -99,6 +113,12 @@ pub(super) enum Purpose {
     Write(WriteKey),
     /// Re-read after a 409, for this key's next attempt.
     Reread(WriteKey),
+    /// API discovery of the binding resource.
+    Discovery,
+    /// A page of the bindings list.
+    BindingListPage,
+    /// A Lease call of leader election.
+    Lease,
 }
 
 impl Agent {
@@ -132,6 +152,10 @@ impl Agent {
         }
         match &self.sync {
             Sync::ListAt(t) if *t <= now => {
+                // `--bindings auto` asks discovery again on every list.
+                if self.bindings.flag.needs_discovery() {
+                    self.bindings.discover_due = true;
+                }
                 let pager = Pager::new(
                     &requests::route_configurations_path(),
                     &self.server_selector,
@@ -281,6 +305,10 @@ impl Agent {
         if changed {
             self.absorb_changes();
         }
+        // Metadata-only changes (a finalizer, a new uid) matter to bindings.
+        if handled > 0 {
+            self.queue_binding_work();
+        }
         more
     }
 
@@ -307,6 +335,10 @@ impl Agent {
     /// Sends the writes whose turn it is, rendered from the objects as
     /// they are now.
     pub(super) fn dispatch_writes(&mut self, now: Instant) {
+        // A standby writes nothing; what it queued waits for leadership.
+        if !self.leading() {
+            return;
+        }
         for key in self.writes.ready(now) {
             if self.writes.in_flight() >= WRITES_IN_FLIGHT {
                 break;
@@ -333,6 +365,15 @@ impl Agent {
     /// The request carrying `key`'s intent, or `None` when the object
     /// already says it (or is gone).
     fn render(&self, key: &WriteKey) -> Result<Option<ApiRequest>, KubeError> {
+        if matches!(
+            key.kind,
+            WriteKind::BindingStatus | WriteKind::Binding | WriteKind::Legacy
+        ) {
+            return match self.writes.intent(key) {
+                Some(intent) => self.render_binding(key, intent),
+                None => Ok(None),
+            };
+        }
         let (Some(intent), Some(raw)) = (self.writes.intent(key), self.state.raw(&key.object))
         else {
             return Ok(None);
@@ -359,6 +400,9 @@ impl Agent {
                 Purpose::ListPage => self.on_list_page(c, now),
                 Purpose::Write(key) => self.on_write(key, c, now),
                 Purpose::Reread(key) => self.on_reread(key, c, now),
+                Purpose::Discovery => self.on_discovery(c),
+                Purpose::BindingListPage => self.on_binding_list_page(c, now),
+                Purpose::Lease => self.on_lease(c),
             }
         }
         self.metrics.write_queue = self.writes.depth() as u64;
@@ -390,6 +434,12 @@ impl Agent {
     }
 
     fn on_write(&mut self, key: WriteKey, c: Completed, now: Instant) {
+        if matches!(
+            key.kind,
+            WriteKind::BindingStatus | WriteKind::Binding | WriteKind::Legacy
+        ) {
+            return self.on_binding_write(key, c, now);
+        }
         match c.result {
             Ok(response) => {
                 if key.kind != WriteKind::Event {
@@ -546,6 +596,8 @@ pub(super) fn render(
             let what = (*reason, message.as_str(), *kind);
             requests::event_once(event_source, ns, raw, what, at).map(Some)
         }
+        // Binding-mode intents are rendered from the bindings, not here.
+        Intent::BindingStatus { .. } | Intent::Binding(_) => Ok(None),
     }
 }
 
@@ -663,6 +715,9 @@ current-context: x
             rt_tables: None,
             watch_timeout: 300,
             checkpoint_dir: std::env::temp_dir().join("routecfg-api-tests-no-checkpoint"),
+            bindings: crate::binding::BindingsFlag::Off,
+            identity: Err("tests".to_string()),
+            leader: None,
         };
         Agent::new(opts, client, engine)
     }

@@ -39,6 +39,7 @@ use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use super::api::Sync;
+use super::bindings::BindingSync;
 use super::http::{Budget, Page, Response, Server};
 use super::poll;
 use super::runner::Agent;
@@ -59,13 +60,25 @@ pub(super) fn run(
             agent.next_resync = now + agent.opts.resync;
             agent.full = true;
             agent.schedule();
+            // `--bindings auto`: a binding CRD installed meanwhile switches
+            // us even without a re-list.
+            if agent.bindings.flag.needs_discovery() {
+                agent.bindings.discover_due = true;
+            }
         }
+        agent.lease_step(Instant::now());
         // Kernel repair first.
         if agent.due.is_some_and(|d| d <= Instant::now()) {
             agent.reconcile();
         }
         agent.sync_step(Instant::now());
+        agent.discovery_step();
+        agent.binding_sync_step(Instant::now());
         agent.dispatch_writes(Instant::now());
+        if let Some(e) = agent.bindings.fatal.take() {
+            log::error!("{e}");
+            return 2;
+        }
 
         let now = Instant::now();
         let mut deadline = next_deadline(&agent, now);
@@ -87,6 +100,9 @@ pub(super) fn run(
         if let Sync::Watching { watch, .. } = &agent.sync {
             fds.push((watch.raw_fd(), watch.poll_events()));
         }
+        if let BindingSync::Watching { watch, .. } = &agent.bindings.sync {
+            fds.push((watch.raw_fd(), watch.poll_events()));
+        }
         agent.client.poll_fds(&mut fds);
         let ready = match poll::wait(&fds, Some(timeout)) {
             Ok(r) => r,
@@ -98,6 +114,7 @@ pub(super) fn run(
         if ready[0] {
             if let Some(sig) = signals.take() {
                 log::info!("signal {sig}: exiting, routes stay in place");
+                agent.release_lease();
                 return 0;
             }
         }
@@ -112,6 +129,7 @@ pub(super) fn run(
             }
         }
         watch_more = agent.drain_watch(Instant::now());
+        watch_more |= agent.drain_binding_watch(Instant::now());
         agent.client.advance();
         let done = agent.client.take_completed();
         agent.on_completed(done);
@@ -135,9 +153,18 @@ fn next_deadline(agent: &Agent, now: Instant) -> Instant {
         Sync::Watching { watch, .. } => Some(now + watch.timeout()),
         Sync::Listing { .. } => None,
     };
+    let binding_sync = match &agent.bindings.sync {
+        BindingSync::ListAt(t) | BindingSync::WatchAt(t) => Some(*t),
+        BindingSync::Watching { watch, .. } => Some(now + watch.timeout()),
+        BindingSync::Listing { .. } | BindingSync::Off => None,
+    };
+    let discovery = (agent.bindings.discover_due && !agent.bindings.discovering).then_some(now);
     for t in [
         agent.due,
         sync,
+        binding_sync,
+        discovery,
+        agent.lease_deadline(),
         agent.client.deadline(),
         agent.writes.next_retry(),
     ]

@@ -41,6 +41,11 @@ pub struct Metrics {
     pub pending_routes: u64,
     /// Writes (status, finalizer, Event) queued or in flight.
     pub write_queue: u64,
+    /// 1 while this agent may apply (it holds the Lease, or there is no
+    /// leader election), 0 on standby.
+    pub leader: u64,
+    /// 1 in binding mode, 0 in conditions mode.
+    pub binding_mode: u64,
     pub drift_repairs: u64,
     pub watch_restarts: u64,
     pub kernel_changes: u64,
@@ -116,6 +121,16 @@ impl Metrics {
             "routecfg_write_queue_depth",
             "Objects with an API write queued or in flight.",
             self.write_queue,
+        );
+        gauge(
+            "routecfg_leader",
+            "1 while this agent applies (Lease holder, or no leader election), 0 on standby.",
+            self.leader,
+        );
+        gauge(
+            "routecfg_binding_mode",
+            "1 when reporting on RouteConfigurationBindings, 0 for per-host conditions.",
+            self.binding_mode,
         );
         let h = &self.apply_latency;
         let _ = writeln!(

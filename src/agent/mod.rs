@@ -11,8 +11,10 @@
 //! (`writes.rs`).
 
 mod api;
+mod bindings;
 mod event_loop;
 mod http;
+mod leader;
 mod metrics;
 pub(crate) mod poll;
 mod reconcile;

@@ -99,6 +99,14 @@ impl Agent {
 
     /// Plans and applies the dirty (or all) tables, then reports.
     pub(super) fn reconcile(&mut self) {
+        if !self.leading() {
+            // Standby: the kernel stays as it is; what changed meanwhile is
+            // applied in full once we lead.
+            self.due = None;
+            self.full = true;
+            self.ready = true;
+            return;
+        }
         self.due = None;
         let full = std::mem::take(&mut self.full);
         let dirty = std::mem::take(&mut self.dirty);
@@ -160,7 +168,10 @@ impl Agent {
         self.sync_rt_tables(&report);
         self.ready = true;
         self.queue_statuses();
-        if self.opts.finalizer || !scope.removed.is_empty() {
+        if self.binding_mode() {
+            // The legacy finalizer is migration's business (decide).
+            self.queue_binding_work();
+        } else if self.opts.finalizer || !scope.removed.is_empty() {
             self.queue_finalizers(&report);
         }
     }
@@ -246,6 +257,10 @@ impl Agent {
     /// Queues this host's condition for every object whose table was
     /// applied (or refused), and an Event for every changed outcome.
     pub(super) fn queue_statuses(&mut self) {
+        if !self.leading() {
+            return;
+        }
+        let binding_mode = self.binding_mode();
         for (key, outcome) in self.outcomes() {
             // Failures are always announced; success only as a transition,
             // so a restart does not flood the namespace with Events.
@@ -254,6 +269,35 @@ impl Agent {
                 self.announce(&key, &outcome);
             }
             let applied = outcome.is_none();
+            if binding_mode {
+                // In binding mode RouteConfiguration.status is never written.
+                let table = self
+                    .state
+                    .table_of(&key)
+                    .map(|t| t.name.clone())
+                    .or_else(|| {
+                        self.state
+                            .raw(&key)
+                            .and_then(|r| r.pointer("/spec/table/name"))
+                            .and_then(Value::as_str)
+                            .map(String::from)
+                    });
+                let message = match &outcome {
+                    Some(why) => why.clone(),
+                    None => self.applied_message(&key),
+                };
+                self.reported.insert(key.clone(), outcome);
+                self.queue(
+                    WriteKind::BindingStatus,
+                    key,
+                    Intent::BindingStatus {
+                        ok: applied,
+                        message,
+                        table,
+                    },
+                );
+                continue;
+            }
             self.reported.insert(key.clone(), outcome);
             self.queue(WriteKind::Status, key, Intent::Status { applied });
         }
@@ -337,6 +381,21 @@ impl Agent {
         self.metrics.write_queue = self.writes.depth() as u64;
     }
 
+    /// The message of `Applied=True` on a binding: what is in the kernel
+    /// for it (never empty: kube-apiserver 1.20 refuses an empty message).
+    pub(super) fn applied_message(&self, key: &str) -> String {
+        match self.state.table_of(key) {
+            Some(t) => format!(
+                "table {} ({}): {} rule(s), {} route(s) applied",
+                t.name,
+                t.id,
+                t.rules.len(),
+                t.routes.len()
+            ),
+            None => "applied".to_string(),
+        }
+    }
+
     /// `/status`: per table, desired vs kernel counts, pending, last error.
     pub(super) fn status_json(&mut self) -> String {
         let desired = self.state.desired().tables.clone();
@@ -370,6 +429,15 @@ impl Agent {
             .filter(|h| !paused_tables(Some(h), protocol, now_ms).is_empty());
         json!({
             "host": self.opts.host,
+            "mode": self.bindings.mode.as_str(),
+            "target": self.bindings.target().map(|t| t.describe()),
+            "leader": self.elector.as_ref().map(|e| json!({
+                "lease": format!("{}/{}", e.config().namespace, e.config().name),
+                "identity": e.config().identity,
+                "follow": e.config().follow,
+                "holder": e.holder(),
+                "leading": e.is_leader(),
+            })),
             "protocol": self.opts.protocol,
             "origins": origins,
             "paused": paused.map(|h| json!({"checkpoint": h.id, "tables": h.tables})),

@@ -46,6 +46,12 @@ pub struct Options {
     pub watch_timeout: u32,
     /// Where `apply --confirm` keeps its pending checkpoint.
     pub checkpoint_dir: std::path::PathBuf,
+    /// `--bindings`: conditions, bindings, or as discovery says.
+    pub bindings: crate::binding::BindingsFlag,
+    /// Who we are in binding mode, or why that is not known.
+    pub identity: Result<crate::binding::Target, String>,
+    /// `--leader-elect`: only the Lease holder applies and writes.
+    pub leader: Option<crate::leader::Config>,
 }
 
 /// What the last apply said about each object.
@@ -85,6 +91,14 @@ pub(super) struct Agent {
     pub(super) calls: BTreeMap<CallId, Purpose>,
     /// A pending `apply --confirm` with our mark: its tables are left alone.
     pub(super) pause: Pause,
+    /// Binding mode: discovery, our bindings, their stream.
+    pub(super) bindings: super::bindings::Bindings,
+    /// Problems `binding::decide` reported, logged once each.
+    pub(super) binding_problems: BTreeSet<String>,
+    /// Leader election, with `--leader-elect`.
+    pub(super) elector: Option<crate::leader::Elector>,
+    /// The elector's clock starts here.
+    pub(super) started: Instant,
 }
 
 /// Builds the API client and the engine; errors are printed by the caller.
@@ -103,7 +117,12 @@ impl Agent {
         let resync = opts.resync;
         let pause = Pause::new(opts.checkpoint_dir.clone());
         let now = Instant::now();
-        Agent {
+        let bindings = super::bindings::Bindings::new(opts.bindings, opts.identity.clone());
+        let elector = opts
+            .leader
+            .clone()
+            .map(|cfg| crate::leader::Elector::new(cfg, 0));
+        let mut agent = Agent {
             opts,
             server_selector,
             client,
@@ -126,7 +145,14 @@ impl Agent {
             writes: WriteQueue::new(CAPACITY),
             calls: BTreeMap::new(),
             pause,
-        }
+            bindings,
+            binding_problems: BTreeSet::new(),
+            elector,
+            started: now,
+        };
+        agent.metrics.leader = u64::from(agent.elector.is_none());
+        agent.metrics.binding_mode = u64::from(agent.bindings.active());
+        agent
     }
 }
 

@@ -1,6 +1,7 @@
 //! `run`, `once` and `status`: the API-server-driven commands.
 
 use super::args::{Args, Spec};
+use super::binding_flags::{BINDING_FLAGS, Env as BindingEnv, binding_options};
 use super::common::{KERNEL_FLAGS, KernelOpts, specs};
 use crate::agent::runner::{self, Options};
 use crate::kube::ConnectOptions;
@@ -120,6 +121,25 @@ fn options(args: &Args) -> Result<Options, String> {
         .map(String::from)
         .or_else(|| env_nonempty("POD_NAME"))
         .unwrap_or_else(hostname);
+    let ns_file = std::fs::read_to_string(format!(
+        "{}/namespace",
+        std::env::var("ROUTECFG_SA_DIR")
+            .unwrap_or_else(|_| "/var/run/secrets/kubernetes.io/serviceaccount".into())
+    ))
+    .ok();
+    let pod_namespace = env_nonempty("POD_NAMESPACE");
+    let pod_name = env_nonempty("POD_NAME").unwrap_or_else(hostname);
+    let b = binding_options(
+        args,
+        args.value("role"),
+        node.as_deref(),
+        &host,
+        &BindingEnv {
+            pod_namespace: pod_namespace.as_deref(),
+            namespace_file: ns_file.as_deref(),
+            pod_name: &pod_name,
+        },
+    )?;
     Ok(Options {
         connect: ConnectOptions {
             kubeconfig: args.value("kubeconfig").map(PathBuf::from),
@@ -135,12 +155,17 @@ fn options(args: &Args) -> Result<Options, String> {
         rt_tables: kernel.rt_tables,
         watch_timeout: args.number::<u32>("watch-timeout")?.unwrap_or(300).max(1),
         checkpoint_dir: super::checkpoint::dir(args),
+        bindings: b.flag,
+        identity: b.identity,
+        leader: b.leader,
     })
 }
 
 /// `run` (daemon) or `once`.
 pub fn agent(argv: &[String], daemon: bool) -> i32 {
-    let args = match Args::parse(argv, &specs(AGENT_FLAGS, KERNEL_FLAGS)) {
+    let mut flags = specs(AGENT_FLAGS, KERNEL_FLAGS);
+    flags.extend_from_slice(BINDING_FLAGS);
+    let args = match Args::parse(argv, &flags) {
         Ok(a) if a.has("help") => return super::help(RUN_HELP),
         Ok(a) => a,
         Err(e) => return super::usage(&e, RUN_HELP),

@@ -19,6 +19,7 @@
 
 mod backoff;
 mod base64;
+pub mod binding_requests;
 pub mod call;
 pub mod client;
 pub mod config;

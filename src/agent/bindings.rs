@@ -1,0 +1,534 @@
+//! Binding mode in the agent loop (today's Liqo): API discovery decides the
+//! mode (`--bindings auto`), a second list/watch follows the bindings bound
+//! to us, `binding::decide` says what to create, repair, delete or clean up,
+//! and each object's outcome is reported on its binding instead of on the
+//! RouteConfiguration. All calls go through the same non-blocking client
+//! and write queue as the rest of the agent.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::api::{Intent, Purpose, WriteKey, WriteKind};
+use super::reconcile::split_key;
+use super::runner::Agent;
+use super::writes::Done;
+use crate::binding::{
+    self, Action, BindingStore, BindingsFlag, Mode, Outcome, Target, decide, select_mode,
+};
+use crate::kube::binding_requests as req;
+use crate::kube::{
+    ApiRequest, Backoff, CallId, Completed, KubeError, ListLimits, Pager, Watch, WatchEventKind,
+    WatchPoll,
+};
+
+/// Where the bindings list/watch stands (off outside binding mode).
+pub(super) enum BindingSync {
+    Off,
+    ListAt(Instant),
+    Listing { pager: Box<Pager>, call: CallId },
+    WatchAt(Instant),
+    Watching { watch: Box<Watch>, since: Instant },
+}
+
+/// Binding mode's part of the agent's state.
+pub(super) struct Bindings {
+    pub(super) flag: BindingsFlag,
+    pub(super) mode: Mode,
+    /// Why there is no identity, when there is none.
+    pub(super) no_identity: Option<String>,
+    pub(super) store: Option<BindingStore>,
+    pub(super) sync: BindingSync,
+    pub(super) resource_version: String,
+    pub(super) backoff: Backoff,
+    /// A discovery call is in flight.
+    pub(super) discovering: bool,
+    /// Ask discovery before the next RouteConfiguration list.
+    pub(super) discover_due: bool,
+    /// A startup error that must stop `run` (auto found bindings, no identity).
+    pub(super) fatal: Option<String>,
+}
+
+impl Bindings {
+    pub(super) fn new(flag: BindingsFlag, identity: Result<Target, String>) -> Bindings {
+        let (store, no_identity) = match identity {
+            Ok(t) => (Some(BindingStore::new(t)), None),
+            Err(e) => (None, Some(e)),
+        };
+        let mode = if flag == BindingsFlag::On {
+            Mode::Bindings
+        } else {
+            Mode::Conditions
+        };
+        Bindings {
+            flag,
+            mode,
+            no_identity,
+            sync: if mode == Mode::Bindings && store.is_some() {
+                BindingSync::ListAt(Instant::now())
+            } else {
+                BindingSync::Off
+            },
+            store,
+            resource_version: String::new(),
+            backoff: Backoff::new(
+                std::time::Duration::from_millis(500),
+                std::time::Duration::from_secs(30),
+            ),
+            discovering: false,
+            discover_due: flag.needs_discovery(),
+            fatal: None,
+        }
+    }
+
+    pub(super) fn active(&self) -> bool {
+        self.mode == Mode::Bindings && self.store.is_some()
+    }
+
+    pub(super) fn target(&self) -> Option<&Target> {
+        self.store.as_ref().map(BindingStore::target)
+    }
+}
+
+impl Agent {
+    /// Whether this agent writes bindings and their status now.
+    pub(super) fn binding_mode(&self) -> bool {
+        self.bindings.active()
+    }
+
+    /// Starts discovery when one is due (`--bindings auto`: at start and
+    /// before every RouteConfiguration list).
+    pub(super) fn discovery_step(&mut self) {
+        let b = &mut self.bindings;
+        if !b.discover_due || b.discovering || self.client.needs_resolve() {
+            return;
+        }
+        b.discover_due = false;
+        b.discovering = true;
+        let id = self.client.start(req::discovery());
+        self.calls.insert(id, Purpose::Discovery);
+    }
+
+    pub(super) fn on_discovery(&mut self, c: Completed) {
+        self.bindings.discovering = false;
+        let served = match c.result.and_then(|r| r.json(&c.request.path)) {
+            Ok(list) => Some(binding::mode::discovery_serves_bindings(&list)),
+            // No RouteConfiguration CRD at all in this group version.
+            Err(e) if e.is_not_found() => Some(false),
+            Err(e) => {
+                log::warn!(
+                    "discovery of {}: {e}; keeping {} mode",
+                    binding::CRD_NAME,
+                    self.bindings.mode.as_str()
+                );
+                None
+            }
+        };
+        let identity = match &self.bindings.no_identity {
+            None => Ok(()),
+            Some(why) => Err(why.as_str()),
+        };
+        match select_mode(self.bindings.flag, served, self.bindings.mode, identity) {
+            Ok(mode) => self.set_mode(mode),
+            Err(e) => {
+                if !self.ready {
+                    // Still starting: stop with the reason.
+                    self.bindings.fatal = Some(e);
+                } else {
+                    self.metrics.error("api");
+                    log::error!("{e}");
+                }
+            }
+        }
+    }
+
+    /// Switches between conditions and binding mode.
+    pub(super) fn set_mode(&mut self, mode: Mode) {
+        if mode == self.bindings.mode
+            && !(mode == Mode::Bindings && matches!(self.bindings.sync, BindingSync::Off))
+        {
+            return;
+        }
+        log::info!(
+            "mode: {} (target {})",
+            mode.as_str(),
+            self.bindings
+                .target()
+                .map_or("none".to_string(), Target::describe)
+        );
+        self.bindings.mode = mode;
+        self.metrics.binding_mode = u64::from(self.bindings.active());
+        match mode {
+            Mode::Bindings => self.bindings.sync = BindingSync::ListAt(Instant::now()),
+            Mode::Conditions => {
+                if let BindingSync::Watching { watch, .. } = &mut self.bindings.sync {
+                    watch.close();
+                }
+                self.bindings.sync = BindingSync::Off;
+                if let Some(s) = &mut self.bindings.store {
+                    s.replace_all(Vec::new());
+                }
+            }
+        }
+        // Report everything again where it now belongs.
+        self.reported.clear();
+        self.full = true;
+        self.schedule();
+    }
+}
+
+impl Agent {
+    /// Starts the bindings list or watch when due (binding mode only).
+    pub(super) fn binding_sync_step(&mut self, now: Instant) {
+        if self.client.needs_resolve() {
+            return;
+        }
+        match &self.bindings.sync {
+            BindingSync::ListAt(t) if *t <= now => {
+                let pager = Pager::new(&req::bindings_path(), "", ListLimits::default(), now);
+                match pager.next_request(now) {
+                    Ok(request) => {
+                        let call = self.client.start(request);
+                        self.calls.insert(call, Purpose::BindingListPage);
+                        self.bindings.sync = BindingSync::Listing {
+                            pager: Box::new(pager),
+                            call,
+                        };
+                    }
+                    Err(e) => self.binding_api_failed("list bindings", &e, now),
+                }
+            }
+            BindingSync::WatchAt(t) if *t <= now => {
+                match self.client.watch_path(
+                    &req::bindings_path(),
+                    &self.bindings.resource_version,
+                    "",
+                    self.opts.watch_timeout,
+                ) {
+                    Ok(watch) => {
+                        self.bindings.sync = BindingSync::Watching {
+                            watch: Box::new(watch),
+                            since: now,
+                        }
+                    }
+                    Err(e) => self.binding_api_failed("watch bindings", &e, now),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn binding_api_failed(&mut self, what: &str, e: &KubeError, now: Instant) {
+        self.metrics.error("api");
+        if e.is_gone() {
+            self.bindings.sync = BindingSync::ListAt(now);
+            return;
+        }
+        let wait = self.bindings.backoff.failed();
+        log::warn!("{what}: {e}; retrying in {} ms", wait.as_millis());
+        self.bindings.sync =
+            if what.starts_with("list") || self.bindings.resource_version.is_empty() {
+                BindingSync::ListAt(now + wait)
+            } else {
+                BindingSync::WatchAt(now + wait)
+            };
+    }
+
+    pub(super) fn on_binding_list_page(&mut self, c: Completed, now: Instant) {
+        let BindingSync::Listing { pager, call } = &mut self.bindings.sync else {
+            return;
+        };
+        if *call != c.id {
+            return;
+        }
+        match pager.on_page(&c.request.path, c.result, now) {
+            Ok(None) => match pager.next_request(now) {
+                Ok(request) => {
+                    let id = self.client.start(request);
+                    *call = id;
+                    self.calls.insert(id, Purpose::BindingListPage);
+                }
+                Err(e) => self.binding_api_failed("list bindings", &e, now),
+            },
+            Ok(Some((items, rv))) => {
+                self.bindings.backoff.succeeded();
+                log::info!("listed {} binding(s) at resourceVersion {rv}", items.len());
+                if let Some(s) = &mut self.bindings.store {
+                    s.replace_all(items);
+                }
+                self.bindings.resource_version = rv;
+                self.bindings.sync = BindingSync::WatchAt(now);
+                self.queue_binding_work();
+                // Statuses now have bindings to land on.
+                self.queue_statuses();
+            }
+            Err(e) => self.binding_api_failed("list bindings", &e, now),
+        }
+    }
+
+    /// Bindings watch events within the turn's budget; true when more wait.
+    pub(super) fn drain_binding_watch(&mut self, started: Instant) -> bool {
+        let mut changed = false;
+        let mut more = false;
+        let mut handled = 0;
+        while let BindingSync::Watching { watch, since } = &mut self.bindings.sync {
+            if handled >= super::api::WATCH_EVENTS_PER_TURN
+                || started.elapsed() >= super::api::WATCH_TIME_PER_TURN
+            {
+                more = true;
+                break;
+            }
+            let since = *since;
+            let now = Instant::now();
+            match watch.try_next() {
+                Ok(WatchPoll::Event(ev)) => {
+                    handled += 1;
+                    if ev.kind != WatchEventKind::Error {
+                        if let Some(rv) = ev.resource_version() {
+                            self.bindings.resource_version = rv.to_string();
+                        }
+                    }
+                    let Some(store) = &mut self.bindings.store else {
+                        break;
+                    };
+                    match ev.kind {
+                        WatchEventKind::Added | WatchEventKind::Modified => {
+                            changed |= store.upsert(ev.object)
+                        }
+                        WatchEventKind::Deleted => changed |= store.remove(&ev.object),
+                        WatchEventKind::Bookmark => {}
+                        WatchEventKind::Error => {
+                            let msg = ev.error_message().unwrap_or("").to_string();
+                            let e = if ev.is_gone() {
+                                KubeError::Gone {
+                                    path: "bindings watch".into(),
+                                    message: msg,
+                                }
+                            } else {
+                                KubeError::Api {
+                                    status: 0,
+                                    reason: "watch ERROR event".into(),
+                                    message: msg,
+                                    path: "bindings watch".into(),
+                                }
+                            };
+                            self.binding_api_failed("watch bindings", &e, now);
+                        }
+                    }
+                }
+                Ok(WatchPoll::Pending) => break,
+                Ok(WatchPoll::Ended) => {
+                    self.bindings.sync = if now.duration_since(since) < super::api::SHORT_WATCH {
+                        let wait = self.bindings.backoff.failed();
+                        BindingSync::WatchAt(now + wait)
+                    } else {
+                        BindingSync::WatchAt(now)
+                    };
+                }
+                Err(e) => self.binding_api_failed("watch bindings", &e, now),
+            }
+        }
+        if changed {
+            self.queue_binding_work();
+            self.queue_statuses();
+        }
+        more
+    }
+}
+
+impl Agent {
+    /// Runs `binding::decide` on what we know and queues its actions.
+    pub(super) fn queue_binding_work(&mut self) {
+        if !self.binding_mode()
+            || !self.leading()
+            || !matches!(
+                self.bindings.sync,
+                BindingSync::Watching { .. } | BindingSync::WatchAt(_)
+            )
+        {
+            return;
+        }
+        let Some(store) = &self.bindings.store else {
+            return;
+        };
+        let objects: Vec<Value> = self
+            .state
+            .keys()
+            .filter_map(|k| self.state.raw(k).cloned())
+            .collect();
+        let bindings = store.all();
+        // Tables that may still hold our rules and routes: applied ones, and
+        // ones whose removal is queued or failed.
+        let mut kernel: BTreeSet<u32> = self.tables.keys().copied().collect();
+        kernel.extend(self.removed.iter().copied());
+        let actions = decide(&binding::decide::World {
+            target: store.target(),
+            objects: &objects,
+            bindings: &bindings,
+            kernel_tables: &kernel,
+        });
+        for action in actions {
+            match action {
+                Action::RemoveTable { name, id } => {
+                    log::info!("table {name} ({id}): no live object wants it; removing");
+                    self.removed.insert(id);
+                    self.schedule();
+                }
+                Action::Problem { object, message } => {
+                    if self.binding_problems.insert(message.clone()) {
+                        self.metrics.error("binding");
+                        log::warn!("{object}: {message}");
+                    }
+                }
+                Action::StripLegacyFinalizer {
+                    ref namespace,
+                    ref name,
+                    ..
+                } => {
+                    let key = format!("{namespace}/{name}");
+                    self.queue(WriteKind::Legacy, key, Intent::Binding(action));
+                }
+                Action::Create {
+                    ref namespace,
+                    ref body,
+                } => {
+                    let name = body
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    let key = format!("{namespace}/{name}");
+                    self.queue(WriteKind::Binding, key, Intent::Binding(action));
+                }
+                Action::Patch {
+                    ref namespace,
+                    ref name,
+                    ..
+                }
+                | Action::Delete {
+                    ref namespace,
+                    ref name,
+                    ..
+                }
+                | Action::RemoveFinalizer {
+                    ref namespace,
+                    ref name,
+                    ..
+                } => {
+                    let key = format!("{namespace}/{name}");
+                    self.queue(WriteKind::Binding, key, Intent::Binding(action));
+                }
+            }
+        }
+    }
+
+    /// The request for a binding-mode write, or `None` when nothing is left
+    /// to do.
+    pub(super) fn render_binding(
+        &self,
+        key: &WriteKey,
+        intent: &Intent,
+    ) -> Result<Option<ApiRequest>, KubeError> {
+        let Some(store) = &self.bindings.store else {
+            return Ok(None);
+        };
+        let (ns, name) = split_key(&key.object);
+        match intent {
+            Intent::BindingStatus { ok, message, table } => {
+                let outcome = if *ok {
+                    Outcome::Applied(message)
+                } else {
+                    Outcome::Failed(message)
+                };
+                let now = crate::time::now_rfc3339();
+                let mut writes =
+                    store.status_writes([(key.object.as_str(), outcome, table.as_deref())], &now);
+                match writes.pop() {
+                    Some(obj) => {
+                        let bname = obj
+                            .pointer("/metadata/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
+                        req::replace_binding_status(ns, &bname, &obj).map(Some)
+                    }
+                    None => Ok(None),
+                }
+            }
+            Intent::Binding(Action::Create { namespace, body }) => {
+                if store.all().iter().any(|b| {
+                    b.pointer("/metadata/name") == body.pointer("/metadata/name")
+                        && b.pointer("/metadata/namespace").and_then(Value::as_str)
+                            == Some(namespace)
+                }) {
+                    return Ok(None);
+                }
+                req::create_binding(namespace, body).map(Some)
+            }
+            Intent::Binding(Action::Patch { patch, .. })
+            | Intent::Binding(Action::RemoveFinalizer { patch, .. }) => {
+                req::patch_binding(ns, name, patch).map(Some)
+            }
+            Intent::Binding(Action::Delete { uid, .. }) => {
+                req::delete_binding(ns, name, uid.as_deref()).map(Some)
+            }
+            Intent::Binding(Action::StripLegacyFinalizer { patch, .. }) => {
+                req::patch_route_configuration(ns, name, patch).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A binding-mode write finished.
+    pub(super) fn on_binding_write(&mut self, key: WriteKey, c: Completed, now: Instant) {
+        let path = c.request.path.clone();
+        match c.result {
+            Ok(response) => {
+                if let Ok(written) = response.json(&path) {
+                    match key.kind {
+                        WriteKind::Legacy => {
+                            log::info!("{}: legacy finalizer removed", key.object);
+                            self.state.refresh_raw(written);
+                        }
+                        // A binding whose last finalizer we just removed is
+                        // gone (its Deleted event may already have come):
+                        // never bring it back into the store.
+                        _ if written.pointer("/metadata/deletionTimestamp").is_some()
+                            && written
+                                .pointer("/metadata/finalizers")
+                                .and_then(Value::as_array)
+                                .is_none_or(|f| f.is_empty()) =>
+                        {
+                            log::info!("{}: binding released", key.object);
+                            if let Some(s) = &mut self.bindings.store {
+                                s.remove(&written);
+                            }
+                        }
+                        _ if written.get("kind").and_then(Value::as_str) == Some(binding::KIND) => {
+                            if c.request.method == "POST" {
+                                log::info!("{}: binding created", key.object);
+                            }
+                            if let Some(s) = &mut self.bindings.store {
+                                s.upsert(written);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                self.writes.finished(&key, c.id, Done::Written, now);
+            }
+            Err(e) if e.is_not_found() => self.writes.finished(&key, c.id, Done::Written, now),
+            Err(e) if e.is_conflict() => {
+                // Someone wrote first (or the name is taken by another
+                // target's binding): look again at the next decision.
+                log::info!("{}: {e}; deciding again", key.object);
+                self.writes.finished(&key, c.id, Done::Written, now);
+            }
+            Err(e) => {
+                self.metrics.error("binding");
+                log::warn!("{}: {e}", key.object);
+                self.writes.finished(&key, c.id, Done::Failed, now);
+            }
+        }
+    }
+}

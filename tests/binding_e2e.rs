@@ -1,0 +1,296 @@
+//! End-to-end: binding mode (today's Liqo) against a real kube-apiserver
+//! 1.20 and real network namespaces: bindings created as upstream names and
+//! owns them, status on success and failure, a binding deleted by hand
+//! recreated without a lost ping, deselection and deletion cleaned up
+//! without a controller-manager, the legacy finalizer stripped, `auto`
+//! switching when the CRD appears.
+//! Needs root and `.ci/setup-kube.sh`; fails loudly otherwise.
+
+mod common;
+
+use common::agent::*;
+use common::kube::KubeEnv;
+use common::netns::{Netns, require_root, veth};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+
+const BINDINGS: &str = "routeconfigurationbindings.networking.liqo.io";
+const NODE: &str = "bnode-1";
+
+#[derive(Clone, Copy, Debug)]
+enum BindingCrd {
+    /// Liqo's, minus the `default: ""` kube-apiserver 1.20 refuses.
+    Upstream,
+    Project,
+}
+
+fn install_binding_crd(env: &KubeEnv, which: BindingCrd) {
+    let text = match which {
+        BindingCrd::Upstream => {
+            let p = common::shared_dir()
+                .join("upstream/routeconfigurationbindings.networking.liqo.io.yaml");
+            std::fs::read_to_string(&p)
+                .unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+                .lines()
+                .filter(|l| l.trim() != "default: \"\"")
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+        }
+        BindingCrd::Project => {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("static/crd-bindings.yaml");
+            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+        }
+    };
+    env.kubectl_stdin(&["apply", "-f", "-"], &text);
+    env.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        &format!("crd/{BINDINGS}"),
+    ]);
+    wait_for("the API to serve bindings", CONVERGE, || {
+        let out = env.kubectl(&["get", BINDINGS, "-A", "-o", "name"]);
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    });
+}
+
+/// Every binding by `namespace/name`.
+fn bindings(env: &KubeEnv) -> BTreeMap<String, Value> {
+    let list = kubectl_json(env, &["get", BINDINGS, "-A", "-o", "json"]);
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|b| {
+            let key = format!(
+                "{}/{}",
+                b["metadata"]["namespace"].as_str().unwrap_or_default(),
+                b["metadata"]["name"].as_str().unwrap_or_default()
+            );
+            (key, b.clone())
+        })
+        .collect()
+}
+
+fn applied(b: &Value) -> Option<&Value> {
+    b["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Applied")
+}
+
+/// A node namespace with `eth1` towards a peer at 10.70.0.2, and the
+/// peer's way back; only table `fab-ok` (installed by the agent) routes
+/// 10.70.0.0/16 to eth1.
+fn node_and_peer() -> (Netns, Netns) {
+    let node = Netns::new("bnode");
+    let peer = Netns::new("bpeer");
+    veth(&node, "eth1", &peer, "p1");
+    node.ip(&["addr", "add", "10.69.0.1/32", "dev", "eth1"]);
+    peer.ip(&["addr", "add", "10.70.0.2/16", "dev", "p1"]);
+    peer.ip(&["route", "add", "10.69.0.1/32", "dev", "p1"]);
+    (node, peer)
+}
+
+fn ok_object(labels: &[(&str, &str)]) -> Value {
+    route_config(
+        "liqo",
+        "fab-ok",
+        labels,
+        json!({"name": "fab-ok", "rules": [{"dst": "10.70.0.0/16",
+               "routes": [{"dst": "10.70.0.0/16", "dev": "eth1", "scope": "link"}]}]}),
+    )
+}
+
+fn fabric_scenario(crd: Crd, binding_crd: BindingCrd) {
+    require_root();
+    let (node, _peer) = node_and_peer();
+    let mut env = KubeEnv::start();
+    let ip = env.node_ip(10);
+    env.attach(node.name(), &ip);
+    install_crd(&env, crd);
+    install_binding_crd(&env, binding_crd);
+    create_namespaces(&env, &["liqo", "liqo-tenant-milan"]);
+    let scratch = Scratch::new("bindings");
+    let fabric = [(CATEGORY, "fabric")];
+    apply(&env, &ok_object(&fabric));
+    // The seed's node object routes through a link this node lacks.
+    let failing = common::shared_dir().join("fixtures/rome/node/milan-node-gw.yaml");
+    env.kubectl_ok(&["apply", "-f", &failing.display().to_string()]);
+
+    let agent = Agent::start(&AgentConfig {
+        netns: node.name(),
+        host: NODE,
+        kubeconfig: env.kubeconfig(),
+        select: &["--role", "fabric", "--node-name", NODE],
+        dir: scratch.path(),
+        metrics_port: 9434,
+    });
+    agent.wait_ready();
+
+    // Created as upstream names, owns and finalizes them.
+    let rc = object(&env, "liqo", "fab-ok").unwrap();
+    let b = wait_for("binding liqo/fab-ok-bnode-1 applied", CONVERGE, || {
+        agent.check_alive()?;
+        let all = bindings(&env);
+        let b = all
+            .get("liqo/fab-ok-bnode-1")
+            .ok_or_else(|| format!("no binding yet: {:?}", all.keys()))?;
+        match applied(b) {
+            Some(c) if c["status"] == "True" => Ok(b.clone()),
+            other => Err(format!("Applied: {other:?}")),
+        }
+    });
+    assert_eq!(
+        b["metadata"]["ownerReferences"],
+        json!([{"apiVersion": "networking.liqo.io/v1beta1", "kind": "RouteConfiguration",
+                "name": "fab-ok", "uid": rc["metadata"]["uid"], "controller": true,
+                "blockOwnerDeletion": true}])
+    );
+    assert_eq!(
+        b["metadata"]["finalizers"],
+        json!(["routeconfigurationbinding-controller.liqo.io/finalizer"])
+    );
+    assert_eq!(
+        b["spec"],
+        json!({"routeConfigurationRef": {"name": "fab-ok"},
+               "targetRef": {"apiVersion": "v1", "kind": "Node", "name": NODE}})
+    );
+    let c = applied(&b).unwrap();
+    assert_eq!(c["reason"], "ApplySucceeded");
+    assert_eq!(c["observedGeneration"], b["metadata"]["generation"]);
+    assert_eq!(b["status"]["tableName"], "fab-ok");
+    assert!(
+        node.ping(Ipv4Addr::new(10, 70, 0, 2), 3),
+        "10.70.0.2 through table fab-ok"
+    );
+
+    let bad = wait_for("the failing object's binding says why", CONVERGE, || {
+        let all = bindings(&env);
+        let b = all
+            .get("liqo-tenant-milan/milan-node-gw-bnode-1")
+            .ok_or("no binding yet")?;
+        match applied(b) {
+            Some(c) if c["status"] == "False" => Ok(c.clone()),
+            other => Err(format!("Applied: {other:?}")),
+        }
+    });
+    assert_eq!(bad["reason"], "ApplyFailed");
+    assert!(
+        bad["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("liqo.qvqc52kfnb"),
+        "{bad}"
+    );
+    // Never the seed's conditions in binding mode.
+    for (ns, name) in [("liqo", "fab-ok"), ("liqo-tenant-milan", "milan-node-gw")] {
+        let o = object(&env, ns, name).unwrap();
+        assert!(
+            conditions(&o).is_empty(),
+            "{ns}/{name} got conditions: {:?}",
+            o["status"]
+        );
+    }
+
+    // A binding deleted by hand: recreated, and not one ping lost meanwhile.
+    let old_uid = b["metadata"]["uid"].clone();
+    let pinger = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let mut lost = 0;
+            for _ in 0..150 {
+                if !node.ping(Ipv4Addr::new(10, 70, 0, 2), 1) {
+                    lost += 1;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            lost
+        });
+        env.kubectl_ok(&[
+            "delete",
+            BINDINGS,
+            "-n",
+            "liqo",
+            "fab-ok-bnode-1",
+            "--wait=false",
+        ]);
+        wait_for("the binding to be recreated", CONVERGE, || {
+            let all = bindings(&env);
+            let b = all
+                .get("liqo/fab-ok-bnode-1")
+                .ok_or("gone, not yet recreated")?;
+            if b["metadata"]["uid"] == old_uid {
+                return Err("still the old one".into());
+            }
+            applied(b)
+                .filter(|c| c["status"] == "True")
+                .map(|_| ())
+                .ok_or_else(|| "not reported yet".to_string())
+        });
+        h.join().unwrap()
+    });
+    assert_eq!(pinger, 0, "pings lost while the binding was recreated");
+
+    // Legacy finalizer stripped from a live object.
+    json_patch(
+        &env,
+        "liqo",
+        "fab-ok",
+        json!([{"op": "add", "path": "/metadata/finalizers",
+        "value": ["routeconfiguration-controller.liqo.io/finalizer"]}]),
+    );
+    wait_for("the legacy finalizer stripped", CONVERGE, || {
+        let o = object(&env, "liqo", "fab-ok").unwrap();
+        if o["metadata"]["finalizers"]
+            .as_array()
+            .is_none_or(|a| a.is_empty())
+        {
+            Ok(())
+        } else {
+            Err(format!("{}", o["metadata"]["finalizers"]))
+        }
+    });
+
+    // Deselected: table removed, binding deleted by the agent.
+    json_patch(
+        &env,
+        "liqo",
+        "fab-ok",
+        json!([{"op": "replace",
+        "path": "/metadata/labels/networking.liqo.io~1route-category", "value": "other"}]),
+    );
+    wait_for("deselection cleaned up", CONVERGE, || {
+        if bindings(&env).contains_key("liqo/fab-ok-bnode-1") {
+            return Err("binding still there".into());
+        }
+        check_absent(&node, routecfg::table_id::table_id("fab-ok"))
+    });
+
+    // Deleted object, no controller-manager: binding gone too.
+    delete(&env, "liqo-tenant-milan", "milan-node-gw");
+    wait_for("the deleted object's binding gone", CONVERGE, || {
+        if bindings(&env).is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{:?}", bindings(&env).keys()))
+        }
+    });
+    agent.check_alive().unwrap();
+}
+
+#[test]
+fn fabric_binding_mode_with_upstream_crds() {
+    fabric_scenario(Crd::Upstream, BindingCrd::Upstream);
+}
+
+#[test]
+fn fabric_binding_mode_with_project_crds() {
+    fabric_scenario(Crd::Project, BindingCrd::Project);
+}
