@@ -294,3 +294,54 @@ fn fabric_binding_mode_with_upstream_crds() {
 fn fabric_binding_mode_with_project_crds() {
     fabric_scenario(Crd::Project, BindingCrd::Project);
 }
+
+/// `--bindings auto` on a cluster of the seed's generation writes
+/// conditions; installing the binding CRD switches the running agent.
+#[test]
+fn auto_switches_to_bindings_when_the_crd_appears() {
+    require_root();
+    let (node, _peer) = node_and_peer();
+    let mut env = KubeEnv::start();
+    let ip = env.node_ip(10);
+    env.attach(node.name(), &ip);
+    install_crd(&env, Crd::Project);
+    create_namespaces(&env, &["liqo"]);
+    apply(&env, &ok_object(&[(CATEGORY, "fabric")]));
+    let scratch = Scratch::new("bindings-auto");
+    let agent = Agent::start(&AgentConfig {
+        netns: node.name(),
+        host: NODE,
+        kubeconfig: env.kubeconfig(),
+        select: &["--role", "fabric", "--node-name", NODE, "--resync", "2"],
+        dir: scratch.path(),
+        metrics_port: 9435,
+    });
+    agent.wait_ready();
+    wait_for(
+        "the seed's condition (no binding CRD yet)",
+        CONVERGE,
+        || {
+            agent.check_alive()?;
+            check_condition(&object(&env, "liqo", "fab-ok").unwrap(), NODE, "True").map(|_| ())
+        },
+    );
+    let (_, status) = agent.http_get("/status").unwrap();
+    assert!(status.contains("\"mode\":\"conditions\""), "{status}");
+
+    install_binding_crd(&env, BindingCrd::Project);
+    wait_for("a binding once the CRD is served", CONVERGE, || {
+        agent.check_alive()?;
+        let all = bindings(&env);
+        let b = all.get("liqo/fab-ok-bnode-1").ok_or("no binding yet")?;
+        applied(b)
+            .filter(|c| c["status"] == "True")
+            .map(|_| ())
+            .ok_or_else(|| format!("not reported yet: {}", b["status"]))
+    });
+    let (_, status) = agent.http_get("/status").unwrap();
+    assert!(
+        status.contains("\"mode\":\"bindings\"") && status.contains("\"target\":\"Node bnode-1\""),
+        "{status}"
+    );
+    assert_eq!(agent.metric("routecfg_binding_mode").unwrap(), 1.0);
+}

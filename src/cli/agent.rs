@@ -32,8 +32,9 @@ Usage: routecfg run [options]      (daemon)
        routecfg once [options]     (reconcile once, then exit)
 
 Follows RouteConfigurations on the Kubernetes API server and keeps this
-host's policy routing equal to the selected ones; writes this host's
-`Applied` condition into each object's status.
+host's policy routing equal to the selected ones; reports this host's
+`Applied` condition in each object's status (conditions mode), or on a
+RouteConfigurationBinding it creates for each object (binding mode).
 
 Connection (in-cluster service account when running in a pod):
       --kubeconfig PATH        kubeconfig file (else in-cluster, KUBECONFIG,
@@ -66,6 +67,24 @@ Behaviour:
                                (default $ROUTECFG_CHECKPOINT_DIR, else
                                /run/routecfg): while one with this agent's
                                mark is pending, its tables are left alone
+Binding mode (today's Liqo):
+      --bindings auto|on|off   auto (default): bindings when the API serves
+                               routeconfigurationbindings (asked at start,
+                               on every re-list and resync); off: conditions
+      --pod-namespace NS       gateway's Pod namespace (default:
+                               $POD_NAMESPACE, then the service account's)
+      --binding-target KIND/[NAMESPACE/]NAME
+                               who we are with -l only (fabric: Node
+                               --node-name; gateway: Pod --host-name)
+Gateway HA (only the Lease holder applies and writes):
+      --leader-elect           take part in leader election
+      --leader-lease NS/NAME   the Lease (default: upstream's
+                               <gateway-name>.<ns>.<mode>.connections.liqo.io
+                               in the pod's namespace)
+      --gateway-name NAME      for the default lease (default: --host-name)
+      --gateway-mode server|client   for the default lease
+      --leader-elect-follow    take no lease: follow the one held by another
+                               container of this pod ($POD_NAME)
 
 `once` exits 0 only if every selected object is applied.
 SIGTERM/SIGINT stop `run` at once; routes stay in place.
@@ -244,6 +263,25 @@ fn render_status(v: &serde_json::Value) -> String {
         v["host"].as_str().unwrap_or("?"),
         v["ready"].as_bool().unwrap_or(false)
     );
+    if let Some(mode) = v["mode"].as_str() {
+        let _ = writeln!(
+            out,
+            "mode {mode}  target {}",
+            v["target"].as_str().unwrap_or("none")
+        );
+    }
+    if let Some(l) = v["leader"].as_object() {
+        let leading = l.get("leading").and_then(|x| x.as_bool()).unwrap_or(false);
+        let _ = writeln!(
+            out,
+            "lease {}  holder {}  {}",
+            l.get("lease").and_then(|x| x.as_str()).unwrap_or("?"),
+            l.get("holder")
+                .and_then(|x| x.as_str())
+                .unwrap_or("unknown"),
+            if leading { "leading" } else { "standby" }
+        );
+    }
     let _ = writeln!(
         out,
         "{:<40} {:>10}  {:>13}  {:>13}  {:>7}  object",
@@ -283,4 +321,35 @@ fn render_status(v: &serde_json::Value) -> String {
         let _ = writeln!(out, "invalid: {}", e.as_str().unwrap_or(""));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render_status;
+    use serde_json::json;
+
+    #[test]
+    fn status_shows_mode_target_and_leader() {
+        let v = json!({"host": "gw-0", "ready": true, "mode": "bindings",
+            "target": "Pod liqo-tenant-milan/gw-0",
+            "leader": {"lease": "liqo-tenant-milan/gw.liqo-tenant-milan.server.connections.liqo.io",
+                       "holder": "gw-1", "leading": false},
+            "tables": [], "invalid": []});
+        let text = render_status(&v);
+        assert!(
+            text.contains("mode bindings  target Pod liqo-tenant-milan/gw-0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lease liqo-tenant-milan/gw.liqo-tenant-milan.server.connections.liqo.io  holder gw-1  standby\n"),
+            "{text}"
+        );
+        let v = json!({"host": "n1", "ready": true, "mode": "conditions", "target": null,
+                       "leader": null, "tables": []});
+        let text = render_status(&v);
+        assert!(
+            text.contains("mode conditions  target none\n") && !text.contains("lease"),
+            "{text}"
+        );
+    }
 }
