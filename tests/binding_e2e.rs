@@ -345,3 +345,104 @@ fn auto_switches_to_bindings_when_the_crd_appears() {
     );
     assert_eq!(agent.metric("routecfg_binding_mode").unwrap(), 1.0);
 }
+
+/// Two gateway agents on one Lease: exactly one applies; killing it
+/// (SIGKILL: no release) hands over within the lease time, and the new
+/// leader's kernel converges. Prints the handover time.
+#[test]
+fn two_gateways_on_one_lease_exactly_one_applies_and_hands_over() {
+    require_root();
+    let (gw_a, _peer_a) = node_and_peer();
+    let (gw_b, _peer_b) = node_and_peer();
+    let mut env = KubeEnv::start();
+    let (ip_a, ip_b) = (env.node_ip(10), env.node_ip(11));
+    env.attach(gw_a.name(), &ip_a);
+    env.attach(gw_b.name(), &ip_b);
+    install_crd(&env, Crd::Project);
+    create_namespaces(&env, &["liqo"]);
+    apply(&env, &ok_object(&[("app", "ha")]));
+    let id = routecfg::table_id::table_id("fab-ok");
+    let scratch = Scratch::new("bindings-ha");
+    let select = [
+        "-l",
+        "app=ha",
+        "--bindings",
+        "off",
+        "--leader-elect",
+        "--leader-lease",
+        "liqo/gw-ha",
+    ];
+    let start = |ns: &Netns, host: &str, port: u16| {
+        Agent::start_with_env(
+            &AgentConfig {
+                netns: ns.name(),
+                host,
+                kubeconfig: env.kubeconfig(),
+                select: &select,
+                dir: scratch.path(),
+                metrics_port: port,
+            },
+            &[("POD_NAME", host)],
+        )
+    };
+    let a = start(&gw_a, "gw-a", 9436);
+    a.wait_ready();
+    wait_for("gw-a to lead and apply", CONVERGE, || {
+        a.check_alive()?;
+        if a.metric("routecfg_leader")? != 1.0 {
+            return Err("not leading yet".into());
+        }
+        check_present(&gw_a, id)
+    });
+    let b = start(&gw_b, "gw-b", 9436);
+    b.wait_ready();
+    // A standby is ready, never applies, and says who leads.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(b.metric("routecfg_leader").unwrap(), 0.0);
+    check_absent(&gw_b, id).unwrap_or_else(|e| panic!("standby applied: {e}"));
+    check_present(&gw_a, id).unwrap();
+    let (_, status) = b.http_get("/status").unwrap();
+    assert!(
+        status.contains("\"holder\":\"gw-a\"") && status.contains("\"leading\":false"),
+        "{status}"
+    );
+    let lease = kubectl_json(&env, &["get", "lease", "-n", "liqo", "gw-ha", "-o", "json"]);
+    assert_eq!(lease["spec"]["holderIdentity"], "gw-a");
+    assert_eq!(lease["spec"]["leaseDurationSeconds"], 15);
+
+    // SIGKILL the leader: no release, so b waits for the lease to expire.
+    let killed = std::time::Instant::now();
+    // SAFETY: kill(2) on our own running child.
+    unsafe {
+        libc::kill(a.pid() as i32, libc::SIGKILL);
+    }
+    wait_for(
+        "gw-b to take over and apply",
+        Duration::from_secs(30),
+        || {
+            b.check_alive()?;
+            if b.metric("routecfg_leader")? != 1.0 {
+                return Err("not leading yet".into());
+            }
+            check_present(&gw_b, id)
+        },
+    );
+    let handover = killed.elapsed();
+    println!(
+        "lease handover after SIGKILL of the leader: {:.1} s (lease 15 s, retry 2 s)",
+        handover.as_secs_f64()
+    );
+    assert!(node_reaches(&gw_b), "the new leader routes 10.70.0.0/16");
+}
+
+fn check_present(ns: &Netns, table: u32) -> Result<(), String> {
+    if ns.routes(table).is_empty() {
+        Err(format!("table {table} empty in {}", ns.name()))
+    } else {
+        Ok(())
+    }
+}
+
+fn node_reaches(ns: &Netns) -> bool {
+    ns.ping(Ipv4Addr::new(10, 70, 0, 2), 3)
+}

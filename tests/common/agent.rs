@@ -313,10 +313,17 @@ pub struct Agent {
     rt_tables: PathBuf,
     metrics_port: u16,
     argv: Vec<String>,
+    /// Extra environment (e.g. `POD_NAME`).
+    env: Vec<(String, String)>,
 }
 
 impl Agent {
     pub fn start(config: &AgentConfig) -> Agent {
+        Agent::start_with_env(config, &[])
+    }
+
+    /// Like [`Agent::start`] with extra environment variables.
+    pub fn start_with_env(config: &AgentConfig, env: &[(&str, &str)]) -> Agent {
         let log = config.dir.join(format!("{}.log", config.host));
         let rt_tables = config.dir.join(format!("{}.rt_tables", config.host));
         let mut argv: Vec<String> = vec![
@@ -339,6 +346,10 @@ impl Agent {
             rt_tables,
             metrics_port: config.metrics_port,
             argv,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         agent.spawn();
         agent
@@ -358,6 +369,7 @@ impl Agent {
             .args(["netns", "exec", &self.netns, ROUTECFG])
             .args(&self.argv)
             .env("RUST_LOG", LOG_FILTER)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env_remove("KUBERNETES_SERVICE_HOST")
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())
