@@ -446,3 +446,53 @@ fn check_present(ns: &Netns, table: u32) -> Result<(), String> {
 fn node_reaches(ns: &Netns) -> bool {
     ns.ping(Ipv4Addr::new(10, 70, 0, 2), 3)
 }
+
+/// `routecfg once` in binding mode: creates the binding and reports on it
+/// in one pass; RouteConfiguration.status stays untouched.
+#[test]
+fn once_creates_and_reports_bindings() {
+    require_root();
+    let (node, _peer) = node_and_peer();
+    let mut env = KubeEnv::start();
+    let ip = env.node_ip(10);
+    env.attach(node.name(), &ip);
+    install_crd(&env, Crd::Upstream);
+    install_binding_crd(&env, BindingCrd::Upstream);
+    create_namespaces(&env, &["liqo"]);
+    apply(&env, &ok_object(&[(CATEGORY, "fabric")]));
+    let scratch = Scratch::new("bindings-once");
+    let kubeconfig = env.kubeconfig().display().to_string();
+    let out = run_once(
+        node.name(),
+        &[
+            "--kubeconfig",
+            &kubeconfig,
+            "--role",
+            "fabric",
+            "--node-name",
+            NODE,
+            "--rt-tables",
+            "none",
+        ],
+        &[],
+        scratch.path(),
+    );
+    assert!(
+        out.status.success(),
+        "once: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = bindings(&env);
+    let b = all
+        .get("liqo/fab-ok-bnode-1")
+        .unwrap_or_else(|| panic!("no binding: {:?}", all.keys()));
+    let c = applied(b).unwrap_or_else(|| panic!("no Applied condition: {b}"));
+    assert_eq!(
+        (c["status"].as_str(), c["reason"].as_str()),
+        (Some("True"), Some("ApplySucceeded"))
+    );
+    assert_eq!(b["status"]["tableName"], "fab-ok");
+    assert!(conditions(&object(&env, "liqo", "fab-ok").unwrap()).is_empty());
+    assert!(node.ping(Ipv4Addr::new(10, 70, 0, 2), 3));
+}

@@ -532,3 +532,57 @@ impl Agent {
         }
     }
 }
+
+impl Agent {
+    /// `routecfg once`: the mode from discovery and, in binding mode, the
+    /// bindings bound to us, each with one blocking call sequence.
+    pub(super) fn once_bindings_setup(&mut self) -> Result<(), String> {
+        if self.bindings.flag.needs_discovery() {
+            let request = req::discovery();
+            let path = request.path.clone();
+            let served = match self.client.call(request).and_then(|r| r.json(&path)) {
+                Ok(list) => Some(binding::mode::discovery_serves_bindings(&list)),
+                Err(e) if e.is_not_found() => Some(false),
+                Err(e) => return Err(format!("discovery of {}: {e}", binding::CRD_NAME)),
+            };
+            let identity = match &self.bindings.no_identity {
+                None => Ok(()),
+                Some(why) => Err(why.as_str()),
+            };
+            let mode = select_mode(self.bindings.flag, served, self.bindings.mode, identity)?;
+            self.bindings.mode = mode;
+        }
+        if !self.binding_mode() {
+            self.bindings.sync = BindingSync::Off;
+            return Ok(());
+        }
+        log::info!(
+            "mode: bindings (target {})",
+            self.bindings
+                .target()
+                .map_or("none".to_string(), Target::describe)
+        );
+        let now = Instant::now();
+        let mut pager = Pager::new(&req::bindings_path(), "", ListLimits::default(), now);
+        let (items, rv) = loop {
+            let request = pager
+                .next_request(Instant::now())
+                .map_err(|e| e.to_string())?;
+            let path = request.path.clone();
+            let result = self.client.call(request);
+            if let Some(done) = pager
+                .on_page(&path, result, Instant::now())
+                .map_err(|e| format!("listing bindings: {e}"))?
+            {
+                break done;
+            }
+        };
+        if let Some(s) = &mut self.bindings.store {
+            s.replace_all(items);
+        }
+        self.bindings.resource_version = rv;
+        // Listed: decisions may be made (no watch follows in `once`).
+        self.bindings.sync = BindingSync::WatchAt(now + std::time::Duration::from_secs(3600));
+        Ok(())
+    }
+}

@@ -214,6 +214,13 @@ pub fn once(opts: Options) -> i32 {
         }
     };
     let mut agent = Agent::new(opts, client, engine);
+    // One pass: no leader election (a Job is one process).
+    agent.elector = None;
+    agent.metrics.leader = 1;
+    if let Err(e) = agent.once_bindings_setup() {
+        eprintln!("routecfg: {e}");
+        return 2;
+    }
     let listed = agent.client.list(&agent.server_selector);
     match listed {
         Ok(list) => agent.listed(list),
@@ -246,7 +253,22 @@ pub fn once(opts: Options) -> i32 {
             }
         }
     }
-    if !agent.flush_writes(Instant::now() + ONCE_WRITE_DEADLINE) {
+    let deadline = Instant::now() + ONCE_WRITE_DEADLINE;
+    let mut written = agent.flush_writes(deadline);
+    // Binding mode takes a few rounds: bindings are created, then their
+    // status written; deleted ones are released after their table went.
+    for _ in 0..3 {
+        if !agent.binding_mode() || !written {
+            break;
+        }
+        agent.queue_binding_work();
+        agent.queue_statuses();
+        if agent.writes.is_empty() {
+            break;
+        }
+        written = agent.flush_writes(deadline);
+    }
+    if !written {
         eprintln!("routecfg: some status updates failed (see log)");
         ok = false;
     }
