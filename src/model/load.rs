@@ -5,8 +5,10 @@
 
 mod fast;
 mod locate;
+pub(crate) mod strict;
 
 use fast::Mode;
+use strict::Problem;
 
 use super::api::{API_GROUP, API_VERSION, KIND, RouteConfiguration};
 use super::validate::{ObjectError, Validated};
@@ -275,15 +277,18 @@ impl Sink<'_> {
     }
 
     fn json(&mut self, text: &str) {
-        let stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
-        for (i, value) in stream.enumerate() {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let mut document = 0;
+        // `end` only skips whitespace; an error means another value follows.
+        while de.end().is_err() {
+            document += 1;
             let place = Place {
-                document: i + 1,
+                document,
                 item: None,
                 yaml: None,
             };
-            match value {
-                Ok(v) => self.document(v, &place),
+            match strict::strict_document(&mut de) {
+                Ok((v, problems)) => self.document(v, &place, problems),
                 Err(e) => {
                     // The stream cannot resynchronize after a syntax error.
                     self.error(&place, None, format!("invalid JSON: {e}"));
@@ -296,10 +301,17 @@ impl Sink<'_> {
     fn yaml(&mut self, text: &str) {
         let mut document = 0;
         for (chunk, first_line) in split_yaml(text) {
-            let value = match serde_yaml_ng::from_str::<Value>(chunk) {
-                Ok(Value::Null) => continue,
-                Ok(v) => Ok(v),
-                Err(e) => Err(yaml_error_at::<Value>(chunk, first_line).unwrap_or(e.to_string())),
+            let value = match strict::check_yaml_depth(chunk) {
+                Err(e) => Err(shift_line(&e, first_line)),
+                Ok(()) => {
+                    match strict::strict_document(serde_yaml_ng::Deserializer::from_str(chunk)) {
+                        Ok((Value::Null, p)) if p.is_empty() => continue,
+                        Ok(v) => Ok(v),
+                        Err(e) => {
+                            Err(yaml_error_at::<Value>(chunk, first_line).unwrap_or(e.to_string()))
+                        }
+                    }
+                }
             };
             document += 1;
             let place = Place {
@@ -308,15 +320,15 @@ impl Sink<'_> {
                 yaml: Some((chunk, first_line)),
             };
             match value {
-                Ok(v) => self.document(v, &place),
+                Ok((v, problems)) => self.document(v, &place, problems),
                 Err(e) => self.error(&place, None, format!("invalid YAML: {e}")),
             }
         }
     }
 
-    fn document(&mut self, v: Value, place: &Place) {
+    fn document(&mut self, v: Value, place: &Place, problems: Vec<Problem>) {
         let list_kind = match &v {
-            Value::Null => return,
+            Value::Null if problems.is_empty() => return,
             Value::Array(_) => Some(None),
             Value::Object(m) => match (m.get("kind").and_then(Value::as_str), m.get("items")) {
                 (Some(k), Some(Value::Array(_))) if k.ends_with("List") => Some(
@@ -329,8 +341,25 @@ impl Sink<'_> {
             _ => None,
         };
         let Some(item_kind) = list_kind else {
-            return self.object(v, place, None);
+            // Not a list: a problem "in items[j]" is in a field of this
+            // object that happens to be called `items`.
+            let problems = problems
+                .into_iter()
+                .map(|p| match p.item {
+                    Some(j) => Problem {
+                        item: None,
+                        path: format!("items[{j}].{}", p.path),
+                        message: p.message,
+                    },
+                    None => p,
+                })
+                .collect::<Vec<_>>();
+            return self.object(v, place, None, &problems);
         };
+        // A problem in the list itself (not in an item) spoils every item.
+        if let Some(p) = problems.iter().find(|p| p.item.is_none()) {
+            return self.error(place, None, p.to_string());
+        }
         let items = match v {
             Value::Array(items) => items,
             Value::Object(mut m) => match m.remove("items") {
@@ -345,11 +374,27 @@ impl Sink<'_> {
                 item: Some(j),
                 yaml: None,
             };
-            self.object(item, &p, item_kind.as_deref());
+            let mine: Vec<Problem> = problems
+                .iter()
+                .filter(|p| p.item == Some(j))
+                .cloned()
+                .collect();
+            self.object(item, &p, item_kind.as_deref(), &mine);
         }
     }
 
-    fn object(&mut self, v: Value, place: &Place, default_kind: Option<&str>) {
+    fn object(
+        &mut self,
+        v: Value,
+        place: &Place,
+        default_kind: Option<&str>,
+        problems: &[Problem],
+    ) {
+        // Input that cannot be read exactly as written fails whatever its
+        // kind: with a repeated `kind`, even the kind is in doubt.
+        if let Some(p) = problems.first() {
+            return self.error(place, readable_key(&v), p.to_string());
+        }
         let Value::Object(map) = &v else {
             let what = match &v {
                 Value::Array(_) => "a list",
@@ -384,6 +429,9 @@ impl Sink<'_> {
                 log::debug!("{at}: {}: {KIND} of {api}; skipped", or_unnamed(&name));
                 return;
             }
+        }
+        if let Err(e) = strict::check_spec_fields(&v) {
+            return self.error(place, name, e);
         }
         match RouteConfiguration::deserialize(&v) {
             Ok(mut obj) => {
@@ -434,6 +482,19 @@ fn typed_error_with_path(v: &Value, place: &Place) -> Option<String> {
         }
     }
     locate::locate(v)
+}
+
+/// `line N: ...` of a chunk that starts on 0-based line `first_line`,
+/// counted from the start of the whole input.
+fn shift_line(message: &str, first_line: usize) -> String {
+    let shifted = message
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(':'))
+        .and_then(|(n, rest)| Some((n.parse::<usize>().ok()?, rest)));
+    match shifted {
+        Some((n, rest)) => format!("line {}:{rest}", n + first_line),
+        None => message.to_string(),
+    }
 }
 
 /// The error of parsing `chunk` as `T`, with line numbers counted from the

@@ -9,6 +9,17 @@
 //! kind, a bare array, a duplicate key...) returns `None` and the caller
 //! runs the general path on the whole input, so messages stay its own.
 //!
+//! It is exactly as strict as the general path ([`super::strict`]): a
+//! repeated key anywhere (ignored fields and labels included), an unknown
+//! field inside `spec`, or a string with a bad escape makes it give up.
+//!
+//! Why two paths: the general path must explain every problem with a
+//! field path and skip what is not a RouteConfiguration, which needs the
+//! whole document as a tree; the fast path keeps a 100,000-route apply
+//! within the engine benchmark's budget (see README) by never building
+//! that tree. The differential unit test in `fast/tests.rs` and the
+//! `loader` fuzz target (tests/fuzz) check that they agree.
+//!
 //! In [`Mode::Validate`] every object is validated while its routes stream
 //! past ([`Validator`]); the routes are dropped once validated, so an
 //! object with 100,000 routes never exists as `RouteSpec`s. The objects
@@ -16,13 +27,17 @@
 //! travels with them.
 
 use super::Loaded;
+use super::strict::{
+    self, Path, REFERENCE_FIELDS, ROUTE_FIELDS, RULE_FIELDS, SPEC_FIELDS, StrictIgnore,
+    StrictValue, TABLE_FIELDS,
+};
 use crate::model::api::{
     API_GROUP, API_VERSION, KIND, ObjectMeta, ObjectReference, RawInt, RouteConfiguration,
     RouteConfigurationSpec, RouteSpec, RuleSpec, Status, TableSpec,
 };
 use crate::model::validate::{RouteFields, Validator};
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -171,7 +186,7 @@ impl<'de> Visitor<'de> for ObjectSeed {
                 "metadata" => once(
                     &mut metadata,
                     "metadata",
-                    |m| m.next_value::<ObjectMeta>(),
+                    |m| typed::<A, ObjectMeta>(m, None),
                     &mut map,
                 )?,
                 "spec" => {
@@ -183,16 +198,14 @@ impl<'de> Visitor<'de> for ObjectSeed {
                 "status" => once(
                     &mut status,
                     "status",
-                    |m| m.next_value::<Option<Status>>(),
+                    |m| typed::<A, Option<Status>>(m, None),
                     &mut map,
                 )?,
                 "items" if self.top => {
                     let seed = ItemsSeed { mode: self.mode };
                     once(&mut items, "items", |m| m.next_value_seed(seed), &mut map)?
                 }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                _ => map.next_value_seed(StrictIgnore(Path::Root))?,
             }
         }
         Ok(Parsed {
@@ -271,7 +284,7 @@ impl<'de> Visitor<'de> for SpecSeed<'_> {
                 };
                 once(&mut table, "table", |m| m.next_value_seed(seed), &mut map)?;
             } else {
-                map.next_value::<IgnoredAny>()?;
+                return Err(unknown(&key, SPEC_FIELDS));
             }
         }
         Ok(RouteConfigurationSpec {
@@ -315,12 +328,10 @@ impl<'de> Visitor<'de> for TableSeed<'_> {
                 "targetRef" => once(
                     &mut target_ref,
                     "targetRef",
-                    |m| m.next_value::<Option<ObjectReference>>(),
+                    |m| typed::<A, Option<ObjectReference>>(m, Some(REFERENCE_FIELDS)),
                     &mut map,
                 )?,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                other => return Err(unknown(other, TABLE_FIELDS)),
             }
         }
         Ok(TableSpec {
@@ -433,18 +444,8 @@ impl<'de> Visitor<'de> for RuleSeed<'_> {
                 "src" => once(&mut src, "src", |m| m.next_value(), &mut map)?,
                 "iif" => once(&mut iif, "iif", |m| m.next_value(), &mut map)?,
                 "oif" => once(&mut oif, "oif", |m| m.next_value(), &mut map)?,
-                "fwmark" => once(
-                    &mut fwmark,
-                    "fwmark",
-                    |m| m.next_value::<Option<RawInt>>(),
-                    &mut map,
-                )?,
-                "priority" => once(
-                    &mut priority,
-                    "priority",
-                    |m| m.next_value::<Option<RawInt>>(),
-                    &mut map,
-                )?,
+                "fwmark" => once(&mut fwmark, "fwmark", |m| raw_int(m), &mut map)?,
+                "priority" => once(&mut priority, "priority", |m| raw_int(m), &mut map)?,
                 "routes" => {
                     let seed = Optional(RoutesSeed {
                         validator: self.validator.as_deref_mut(),
@@ -454,12 +455,10 @@ impl<'de> Visitor<'de> for RuleSeed<'_> {
                 "targetRef" => once(
                     &mut target_ref,
                     "targetRef",
-                    |m| m.next_value::<Option<ObjectReference>>(),
+                    |m| typed::<A, Option<ObjectReference>>(m, Some(REFERENCE_FIELDS)),
                     &mut map,
                 )?,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                other => return Err(unknown(other, RULE_FIELDS)),
             }
         }
         Ok(RuleSpec {
@@ -499,8 +498,8 @@ impl<'de> Visitor<'de> for RoutesSeed<'_> {
         let mut routes = Vec::new();
         match self.validator {
             None => {
-                while let Some(r) = seq.next_element::<RouteSpec>()? {
-                    routes.push(r);
+                while let Some(StrictValue(v)) = seq.next_element::<StrictValue>()? {
+                    routes.push(from_value(v, Some(ROUTE_FIELDS))?);
                 }
             }
             Some(v) => while seq.next_element_seed(RouteSeed(v))?.is_some() {},
@@ -555,12 +554,10 @@ impl<'de> Visitor<'de> for RouteSeed<'_> {
                 "targetRef" => once(
                     &mut target_ref,
                     "targetRef",
-                    |m| m.next_value::<Option<ObjectReference>>(),
+                    |m| typed::<A, Option<ObjectReference>>(m, Some(REFERENCE_FIELDS)),
                     &mut map,
                 )?,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                other => return Err(unknown(other, ROUTE_FIELDS)),
             }
         }
         let fields = RouteFields {
@@ -584,6 +581,41 @@ fn borrow<'a>(field: &'a Option<Option<Cow<'_, str>>>) -> Option<&'a str> {
 /// `Option<Cow<str>>` always copies).
 fn text<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Cow<'de, str>>, A::Error> {
     Ok(map.next_value::<Option<Key<'de>>>()?.map(|k| k.0))
+}
+
+/// The fast path's answer to anything it does not know: give up, and
+/// let the general path explain.
+fn unknown<E: de::Error>(key: &str, known: &[&str]) -> E {
+    E::custom(strict::unknown_field(&Path::Root, key, known))
+}
+
+/// A small typed value read strictly (repeated keys, and with `known`
+/// unknown fields too, are errors, as on the general path).
+fn typed<'de, A: MapAccess<'de>, T: de::DeserializeOwned>(
+    map: &mut A,
+    known: Option<&[&str]>,
+) -> Result<T, A::Error> {
+    let StrictValue(v) = map.next_value()?;
+    from_value(v, known)
+}
+
+fn from_value<T: de::DeserializeOwned, E: de::Error>(
+    v: serde_json::Value,
+    known: Option<&[&str]>,
+) -> Result<T, E> {
+    if let (Some(known), Some(m)) = (known, v.as_object()) {
+        if let Some(k) = m.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(unknown(k, known));
+        }
+    }
+    T::deserialize(v).map_err(E::custom)
+}
+
+/// An integer field exactly as written, read strictly.
+fn raw_int<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<RawInt>, A::Error> {
+    Ok(map
+        .next_value::<Option<StrictValue>>()?
+        .map(|StrictValue(v)| RawInt(v)))
 }
 
 #[cfg(test)]
