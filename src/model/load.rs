@@ -11,7 +11,7 @@ use fast::Mode;
 use strict::Problem;
 
 use super::api::{API_GROUP, API_VERSION, KIND, RouteConfiguration};
-use super::validate::{ObjectError, Validated};
+use super::validate::{ObjectError, Policy, Validated};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -113,32 +113,44 @@ fn parse_general(text: &str, origin: &str) -> (Vec<RouteConfiguration>, Vec<Load
 /// in name order, skipping hidden entries such as the `..data` links of a
 /// mounted ConfigMap); `-` reads stdin. A file named explicitly is read
 /// whatever its extension.
+///
+/// Only regular files are read (a FIFO or a device is refused, never
+/// waited on), each up to [`MAX_FILE_BYTES`].
 pub fn load_paths(paths: &[PathBuf]) -> (Vec<RouteConfiguration>, Vec<LoadError>) {
-    let (loaded, errors) = load_with(paths, Mode::Keep);
+    let (loaded, errors) = load_with(paths, Mode::Keep, MAX_FILE_BYTES);
     (loaded.into_iter().map(|l| l.object).collect(), errors)
 }
 
 /// [`load_paths`] for a caller that validates everything with `protocol`
-/// next: JSON input is validated while it is read, so the routes of a
+/// next: JSON input is validated under `policy` while it is read, so the routes of a
 /// large object never all exist at once in API form. Objects from the
 /// general path (YAML, or JSON it has to explain) come unvalidated.
-pub fn load_paths_validated(paths: &[PathBuf], protocol: u8) -> (Vec<Loaded>, Vec<LoadError>) {
-    load_with(paths, Mode::Validate(protocol))
+/// Files (and stdin) larger than `max_file_bytes` are refused.
+pub fn load_paths_validated(
+    paths: &[PathBuf],
+    policy: &Policy,
+    max_file_bytes: u64,
+) -> (Vec<Loaded>, Vec<LoadError>) {
+    load_with(paths, Mode::Validate(*policy), max_file_bytes)
 }
 
-fn load_with(paths: &[PathBuf], mode: Mode) -> (Vec<Loaded>, Vec<LoadError>) {
+/// Default limit on one input file: far above any real manifest set, far
+/// below what would exhaust memory (the general path holds about ten
+/// times the text as a tree).
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+fn load_with(paths: &[PathBuf], mode: Mode, max: u64) -> (Vec<Loaded>, Vec<LoadError>) {
     let mut objects = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
-            let mut text = String::new();
-            match std::io::stdin().read_to_string(&mut text) {
-                Ok(_) => absorb(
+            match read_limited(std::io::stdin().lock(), max) {
+                Ok(text) => absorb(
                     parse_with(&text, "<stdin>", mode),
                     &mut objects,
                     &mut errors,
                 ),
-                Err(e) => errors.push(origin_error("<stdin>", format!("cannot read: {e}"))),
+                Err(e) => errors.push(origin_error("<stdin>", e)),
             }
             continue;
         }
@@ -152,10 +164,10 @@ fn load_with(paths: &[PathBuf], mode: Mode) -> (Vec<Loaded>, Vec<LoadError>) {
                 let mut seen = HashSet::new();
                 walk(path, &mut files, &mut seen, &mut errors);
                 for f in files {
-                    absorb(load_file(&f, mode), &mut objects, &mut errors);
+                    absorb(load_file(&f, mode, max), &mut objects, &mut errors);
                 }
             }
-            Ok(_) => absorb(load_file(path, mode), &mut objects, &mut errors),
+            Ok(_) => absorb(load_file(path, mode, max), &mut objects, &mut errors),
         }
     }
     (objects, errors)
@@ -180,15 +192,49 @@ fn origin_error(origin: &str, message: String) -> LoadError {
     }
 }
 
-fn load_file(path: &Path, mode: Mode) -> (Vec<Loaded>, Vec<LoadError>) {
+fn load_file(path: &Path, mode: Mode, max: u64) -> (Vec<Loaded>, Vec<LoadError>) {
     let origin = path.display().to_string();
-    match std::fs::read_to_string(path) {
+    match read_regular(path, max) {
         Ok(text) => parse_with(&text, &origin, mode),
-        Err(e) => (
-            Vec::new(),
-            vec![origin_error(&origin, format!("cannot read: {e}"))],
-        ),
+        Err(e) => (Vec::new(), vec![origin_error(&origin, e)]),
     }
+}
+
+/// The text of a regular file of at most `max` bytes. The file is opened
+/// without blocking and checked through its descriptor, so a FIFO is
+/// refused rather than waited on, and a file swapped after a check is
+/// still the one checked.
+fn read_regular(path: &Path, max: u64) -> Result<String, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file (FIFOs, sockets and devices are not read)".to_string());
+    }
+    if meta.len() > max {
+        return Err(too_large(max));
+    }
+    read_limited(file, max)
+}
+
+/// Reads UTF-8 text, refusing more than `max` bytes.
+fn read_limited(r: impl Read, max: u64) -> Result<String, String> {
+    let mut text = String::new();
+    r.take(max.saturating_add(1))
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if text.len() as u64 > max {
+        return Err(too_large(max));
+    }
+    Ok(text)
+}
+
+fn too_large(max: u64) -> String {
+    format!("larger than {max} bytes, the limit (see --max-file-size)")
 }
 
 /// Collects manifest files under `dir` depth-first in name order, visiting

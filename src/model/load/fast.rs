@@ -35,7 +35,7 @@ use crate::model::api::{
     API_GROUP, API_VERSION, KIND, ObjectMeta, ObjectReference, RawInt, RouteConfiguration,
     RouteConfigurationSpec, RouteSpec, RuleSpec, Status, TableSpec,
 };
-use crate::model::validate::{RouteFields, Validator};
+use crate::model::validate::{Policy, RouteFields, Validator};
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
@@ -46,8 +46,8 @@ use std::fmt;
 pub(crate) enum Mode {
     /// Keep them: the objects are exactly what serde would build.
     Keep,
-    /// Validate them with this protocol mark and drop them.
-    Validate(u8),
+    /// Validate them under this policy and drop them.
+    Validate(Policy),
 }
 
 /// Every object in `text` (JSON), or `None` when the general path must
@@ -171,7 +171,7 @@ impl<'de> Visitor<'de> for ObjectSeed {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
         let mut validator = match self.mode {
             Mode::Keep => None,
-            Mode::Validate(protocol) => Some(Validator::new(protocol)),
+            Mode::Validate(policy) => Some(Validator::with_policy(policy)),
         };
         let mut api_version = None;
         let mut kind = None;

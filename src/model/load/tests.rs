@@ -460,7 +460,7 @@ fn hostile_json_is_refused_on_the_fast_path_too() {
         ),
     ];
     for (rule, want) in cases {
-        for mode in [Mode::Keep, Mode::Validate(114)] {
+        for mode in [Mode::Keep, Mode::Validate(crate::model::Policy::new(114))] {
             let (objects, errors) = parse_with(&obj(rule), "in.json", mode);
             assert!(objects.is_empty(), "{rule}");
             let m = messages(&errors);
@@ -474,7 +474,11 @@ fn hostile_json_is_refused_on_the_fast_path_too() {
     }
     // Repeated keys anywhere, even in fields routecfg ignores, and in labels.
     let text = obj(r#""iif": "a""#).replace(r#""a": "1""#, r#""a": "1", "a": "2""#);
-    let (objects, errors) = parse_with(&text, "in.json", Mode::Validate(114));
+    let (objects, errors) = parse_with(
+        &text,
+        "in.json",
+        Mode::Validate(crate::model::Policy::new(114)),
+    );
     assert!(objects.is_empty());
     assert!(
         messages(&errors)[0].contains("metadata.labels.a: duplicate key"),
@@ -484,14 +488,22 @@ fn hostile_json_is_refused_on_the_fast_path_too() {
         r#""kind":"#,
         r#""extra": {"z": [{"q": 1, "q": 1}]}, "kind":"#,
     );
-    let (_, errors) = parse_with(&text, "in.json", Mode::Validate(114));
+    let (_, errors) = parse_with(
+        &text,
+        "in.json",
+        Mode::Validate(crate::model::Policy::new(114)),
+    );
     assert!(
         messages(&errors)[0].contains("extra.z[0].q: duplicate key"),
         "{errors:?}"
     );
     // A lone surrogate in an ignored field: both paths refuse it.
     let text = obj(r#""iif": "a""#).replace(r#""kind":"#, r#""extra": "\ud800", "kind":"#);
-    let (objects, errors) = parse_with(&text, "in.json", Mode::Validate(114));
+    let (objects, errors) = parse_with(
+        &text,
+        "in.json",
+        Mode::Validate(crate::model::Policy::new(114)),
+    );
     assert!(objects.is_empty() && errors.len() == 1, "{errors:?}");
 }
 
