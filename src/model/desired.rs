@@ -148,5 +148,26 @@ fn build_from(objects: Vec<Item<'_>>, policy: &Policy) -> Desired {
     desired
 }
 
+/// Freezes the tables named by objects that could not even be decoded
+/// (their raw `spec.table.name`), unless a valid object owns them: an
+/// object that cannot be read must not tear down its working table, just
+/// as an invalid one does not (see [`Desired::frozen`]).
+pub fn freeze_unreadable<'a>(
+    desired: &mut Desired,
+    table_names: impl IntoIterator<Item = &'a str>,
+) {
+    let owned: BTreeSet<u32> = desired.tables.iter().map(|t| t.id).collect();
+    let mut frozen: BTreeSet<u32> = desired.frozen.iter().copied().collect();
+    for name in table_names {
+        if let Ok(name) = check_table_name(Some(name)) {
+            let id = table_id(name);
+            if !owned.contains(&id) {
+                frozen.insert(id);
+            }
+        }
+    }
+    desired.frozen = frozen.into_iter().collect();
+}
+
 #[cfg(test)]
 mod tests;
