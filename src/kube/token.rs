@@ -103,7 +103,8 @@ fn stamp(path: &Path) -> std::io::Result<Stamp> {
 }
 
 fn read_token(path: &PathBuf) -> Result<String, KubeError> {
-    let text = std::fs::read_to_string(path)
+    let text = super::config::read_material(path)
+        .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8".to_string()))
         .map_err(|e| KubeError::Config(format!("token file {}: {e}", path.display())))?;
     let token = text.trim();
     if token.is_empty() {
