@@ -246,7 +246,8 @@ impl RtTables {
             return Ok(report);
         }
         let mut bytes = out.join(&b'\n');
-        if !bytes.is_empty() {
+        // Every kept line ends in a newline, a lone blank one too.
+        if !out.is_empty() {
             bytes.push(b'\n');
         }
         write_atomically(&target, &bytes)?;
@@ -599,6 +600,17 @@ mod tests {
         assert!(!sync(&t, &[], Stale::Unwanted).changed);
         assert_eq!(t.remove_all_owned().ok(), Some(false));
         assert!(!t.path().exists());
+    }
+
+    #[test]
+    fn a_lone_blank_line_is_kept() {
+        let dir = TempDir::new("blank");
+        let t = dir.file(b"\n");
+        assert!(sync(&t, &[(210_412_509, "rome-worker")], Stale::Unwanted).changed);
+        assert_eq!(contents(&t), "\n210412509\trome-worker\t# routecfg\n");
+        assert!(sync(&t, &[], Stale::Unwanted).changed);
+        assert_eq!(contents(&t), "\n");
+        assert!(!sync(&t, &[], Stale::Unwanted).changed);
     }
 
     #[test]

@@ -5,7 +5,6 @@
 
 use super::super::{Loaded, Mode, parse_general, parse_with};
 use super::parse_json;
-use crate::model::validate::validate;
 use serde_json::{Value, json};
 
 struct Rng(u64);
