@@ -920,3 +920,41 @@ mod tests {
         assert!(printed("10.8.8.0/24", "milan"), "{stdout}");
     }
 }
+
+/// Entry for the `rt_tables` fuzz target (see `crate::fuzzing`).
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// Syncs a file holding `bytes` twice: every line routecfg did not
+    /// write is kept, in order, byte for byte; the second sync changes
+    /// nothing.
+    pub fn check_sync(bytes: &[u8]) {
+        let path = std::env::temp_dir().join(format!("routecfg-fuzz-rt-{}", std::process::id()));
+        let _ = fs::remove_file(&path);
+        fs::write(&path, bytes).expect("write scratch rt_tables");
+        let t = RtTables::new(path.clone());
+        let name = |i: u8| format!("fuzz{i}");
+        let first = bytes.first().copied().unwrap_or(0) % 4;
+        let wanted: Vec<(u32, String)> = (0..first)
+            .map(|i| (crate::table_id::table_id(&name(i)), name(i)))
+            .collect();
+        t.sync(&wanted, Stale::Unwanted).expect("first sync");
+        let after = fs::read(&path).expect("read back");
+        let foreign: Vec<&[u8]> = split_lines(bytes)
+            .into_iter()
+            .filter(|l| !Entry::parse(l).is_some_and(|e| e.ours))
+            .collect();
+        let mut kept = split_lines(&after).into_iter();
+        for line in foreign {
+            assert!(
+                kept.any(|l| l == line),
+                "foreign line {:?} lost or reordered",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let again = t.sync(&wanted, Stale::Unwanted).expect("second sync");
+        assert!(!again.changed, "second sync rewrote the file");
+        let _ = fs::remove_file(&path);
+    }
+}

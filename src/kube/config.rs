@@ -239,8 +239,6 @@ impl KubeConfig {
         let text = read_file(path, "kubeconfig")?;
         let text = String::from_utf8(text)
             .map_err(|_| KubeError::Config(format!("kubeconfig {}: not UTF-8", path.display())))?;
-        crate::model::load::strict::check_yaml_depth(&text)
-            .map_err(|e| KubeError::Config(format!("kubeconfig {}: {e}", path.display())))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut config = from_kubeconfig_str(&text, dir, context)
             .map_err(|e| KubeError::Config(format!("kubeconfig {}: {e}", path.display())))?;
@@ -437,6 +435,7 @@ pub fn from_kubeconfig_str(
     dir: &Path,
     context: Option<&str>,
 ) -> Result<KubeConfig, String> {
+    crate::model::load::strict::check_yaml_depth(text)?;
     let file: File = serde_yaml_ng::from_str(text).map_err(|e| format!("not a kubeconfig: {e}"))?;
     let context_name = match context {
         Some(c) => c.to_string(),

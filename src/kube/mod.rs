@@ -21,6 +21,39 @@ mod tls;
 mod token;
 pub mod watch;
 
+/// Entry points for the fuzz targets in tests/fuzz (see `crate::fuzzing`).
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The watch stream decoder: bytes split into lines at any point (the
+    /// first byte says where), then every event; an object in an event is
+    /// decoded and validated as the agent does.
+    pub fn watch_stream(data: &[u8]) {
+        let cut = usize::from(data.first().copied().unwrap_or(0)).min(data.len());
+        let mut lines = super::events::EventLines::default();
+        lines.push(&data[..cut]);
+        lines.push(&data[cut..]);
+        for _ in 0..data.len() + 1 {
+            match lines.next_event() {
+                Ok(Some(event)) => {
+                    use serde::Deserialize;
+                    let object = crate::model::RouteConfiguration::deserialize(&event.object);
+                    if let Ok(object) = object {
+                        let _ = crate::model::validate(&object, 114);
+                    }
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+
+    /// The HTTP/1.1 response-head parser, on any bytes.
+    pub fn http_head(buf: &[u8]) {
+        if let Ok(Some((_, used))) = super::http1::parse_head(buf) {
+            assert!(used <= buf.len(), "consumed {used} of {} bytes", buf.len());
+        }
+    }
+}
+
 pub use backoff::Backoff;
 pub use client::{Client, EventType};
 pub use config::{Auth, ConnectOptions, KubeConfig, Server};

@@ -586,6 +586,44 @@ fn split_yaml(text: &str) -> Vec<(&str, usize)> {
     chunks
 }
 
+/// For the `loader` fuzz target: whenever the fast path accepts `text`,
+/// the general path yields the same objects and no error, and validating
+/// while reading gives what validating afterwards gives; YAML that passes
+/// the depth check never reaches the parser's recursion limit.
+#[doc(hidden)]
+pub fn check_paths_agree(text: &str) {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let (general, errors) = parse_general(text, "in");
+    if !is_json(text) {
+        for e in &errors {
+            assert!(
+                !e.message.contains("recursion limit"),
+                "depth check let through: {e}"
+            );
+        }
+        return;
+    }
+    let Some(fast) = fast::parse_json(text, Mode::Keep) else {
+        return;
+    };
+    assert!(
+        errors.is_empty(),
+        "fast path accepted, general path: {errors:?}"
+    );
+    let fast: Vec<_> = fast.into_iter().map(|l| l.object).collect();
+    assert_eq!(fast, general, "paths disagree");
+    let policy = Policy {
+        allow_match_all: true,
+        ..Policy::new(114)
+    };
+    let checked = fast::parse_json(text, Mode::Validate(policy));
+    let checked = checked.unwrap_or_else(|| panic!("validating fast path refused what it kept"));
+    for (l, o) in checked.iter().zip(&general) {
+        let want = super::validate::validate_with(o, &policy);
+        assert_eq!(l.validated.as_ref(), Some(&want), "validation differs");
+    }
+}
+
 #[cfg(test)]
 mod tests;
 
