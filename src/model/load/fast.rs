@@ -499,6 +499,13 @@ impl<'de> Visitor<'de> for RoutesSeed<'_> {
         match self.validator {
             None => {
                 while let Some(StrictValue(v)) = seq.next_element::<StrictValue>()? {
+                    if let Some(r) = v.get("targetRef") {
+                        // Its fields are checked as on the general path.
+                        from_value::<Option<ObjectReference>, _>(
+                            r.clone(),
+                            Some(REFERENCE_FIELDS),
+                        )?;
+                    }
                     routes.push(from_value(v, Some(ROUTE_FIELDS))?);
                 }
             }
