@@ -28,12 +28,12 @@
 
 use super::Loaded;
 use super::strict::{
-    self, Path, REFERENCE_FIELDS, ROUTE_FIELDS, RULE_FIELDS, SPEC_FIELDS, StrictIgnore,
-    StrictValue, TABLE_FIELDS,
+    self, NEXT_HOP_FIELDS, Path, REFERENCE_FIELDS, ROUTE_FIELDS, RULE_FIELDS, SPEC_FIELDS,
+    StrictIgnore, StrictValue, TABLE_FIELDS,
 };
 use crate::model::api::{
-    API_GROUP, API_VERSION, KIND, ObjectMeta, ObjectReference, RawInt, RouteConfiguration,
-    RouteConfigurationSpec, RouteSpec, RuleSpec, Status, TableSpec,
+    API_GROUP, API_VERSION, KIND, NextHopSpec, ObjectMeta, ObjectReference, RawInt,
+    RouteConfiguration, RouteConfigurationSpec, RouteSpec, RuleSpec, Status, TableSpec,
 };
 use crate::model::validate::{Policy, RouteFields, Validator};
 use serde::Deserialize;
@@ -499,14 +499,9 @@ impl<'de> Visitor<'de> for RoutesSeed<'_> {
         match self.validator {
             None => {
                 while let Some(StrictValue(v)) = seq.next_element::<StrictValue>()? {
-                    if let Some(r) = v.get("targetRef") {
-                        // Its fields are checked as on the general path.
-                        from_value::<Option<ObjectReference>, _>(
-                            r.clone(),
-                            Some(REFERENCE_FIELDS),
-                        )?;
-                    }
-                    routes.push(from_value(v, Some(ROUTE_FIELDS))?);
+                    // Fields checked as on the general path, nested ones too.
+                    strict::check_route(&v, &Path::Root).map_err(de::Error::custom)?;
+                    routes.push(from_value(v, None)?);
                 }
             }
             Some(v) => while seq.next_element_seed(RouteSeed(v))?.is_some() {},
@@ -542,6 +537,7 @@ impl<'de> Visitor<'de> for RouteSeed<'_> {
         let mut dev = None;
         let mut onlink = None;
         let mut scope = None;
+        let mut next_hops = None;
         let mut target_ref = None;
         while let Some(Key(key)) = map.next_key()? {
             match &*key {
@@ -556,6 +552,13 @@ impl<'de> Visitor<'de> for RouteSeed<'_> {
                     &mut map,
                 )?,
                 "scope" => once(&mut scope, "scope", text, &mut map)?,
+                // Rare and short: parsed as the general path parses it.
+                "nextHops" => once(
+                    &mut next_hops,
+                    "nextHops",
+                    |m| strict_next_hops(m),
+                    &mut map,
+                )?,
                 // Parsed only so that a malformed one is refused as serde
                 // would.
                 "targetRef" => once(
@@ -574,6 +577,7 @@ impl<'de> Visitor<'de> for RouteSeed<'_> {
             dev: borrow(&dev),
             onlink: onlink.flatten(),
             scope: borrow(&scope),
+            next_hops: next_hops.as_ref().and_then(|h| h.as_deref()),
         };
         self.0.route(&fields);
         Ok(())
@@ -616,6 +620,17 @@ fn from_value<T: de::DeserializeOwned, E: de::Error>(
         }
     }
     T::deserialize(v).map_err(E::custom)
+}
+
+/// `nextHops`, read strictly (repeated keys and unknown fields refused).
+fn strict_next_hops<'de, A: MapAccess<'de>>(
+    map: &mut A,
+) -> Result<Option<Vec<NextHopSpec>>, A::Error> {
+    let StrictValue(v) = map.next_value()?;
+    for hop in v.as_array().map_or(&[][..], Vec::as_slice) {
+        from_value::<serde_json::Value, _>(hop.clone(), Some(NEXT_HOP_FIELDS))?;
+    }
+    from_value(v, None)
 }
 
 /// An integer field exactly as written, read strictly.

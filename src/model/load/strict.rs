@@ -377,8 +377,17 @@ pub(crate) const RULE_FIELDS: &[&str] = &[
     "routes",
     "targetRef",
 ];
-pub(crate) const ROUTE_FIELDS: &[&str] =
-    &["dst", "gw", "src", "dev", "onlink", "scope", "targetRef"];
+pub(crate) const ROUTE_FIELDS: &[&str] = &[
+    "dst",
+    "gw",
+    "src",
+    "dev",
+    "onlink",
+    "scope",
+    "nextHops",
+    "targetRef",
+];
+pub(crate) const NEXT_HOP_FIELDS: &[&str] = &["gw", "dev", "weight"];
 pub(crate) const REFERENCE_FIELDS: &[&str] = &[
     "apiVersion",
     "fieldPath",
@@ -419,10 +428,19 @@ pub(crate) fn check_spec_fields(object: &Value) -> Result<(), String> {
         check_reference(fields.get("targetRef"), &rule_path)?;
         let routes_path = Path::Key(&rule_path, "routes");
         for (j, route) in array(fields.get("routes")).iter().enumerate() {
-            let route_path = Path::Index(&routes_path, j);
-            let fields = known_fields(route, &route_path, ROUTE_FIELDS)?;
-            check_reference(fields.get("targetRef"), &route_path)?;
+            check_route(route, &Path::Index(&routes_path, j))?;
         }
+    }
+    Ok(())
+}
+
+/// The first unknown field of one route (`path` is where it sits).
+pub(crate) fn check_route(route: &Value, path: &Path) -> Result<(), String> {
+    let fields = known_fields(route, path, ROUTE_FIELDS)?;
+    check_reference(fields.get("targetRef"), path)?;
+    let hops_path = Path::Key(path, "nextHops");
+    for (k, hop) in array(fields.get("nextHops")).iter().enumerate() {
+        known_fields(hop, &Path::Index(&hops_path, k), NEXT_HOP_FIELDS)?;
     }
     Ok(())
 }

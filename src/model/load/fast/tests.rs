@@ -89,6 +89,23 @@ fn route(r: &mut Rng) -> Value {
         10,
         &[json!({"kind": "Pod", "name": "p"}), json!({"kind": 1})],
     );
+    maybe(
+        r,
+        &mut m,
+        "nextHops",
+        10,
+        &[
+            json!([{"gw": "10.0.0.1", "dev": "eth0"}, {"gw": "10.0.0.2", "dev": "e1", "weight": 3}]),
+            json!([{"gw": "10.0.0.1", "dev": "eth0", "weight": 7}]),
+            json!([]),
+            json!(null),
+            json!([{"gw": "10.0.0.1"}]),
+            json!([{"gw": "10.0.0.1", "dev": "eth0", "weight": 256}]),
+            json!([{"gw": "fd00::1", "dev": "eth0"}, {"gw": "fd00::1", "dev": "eth0"}]),
+            json!([{"gw": "10.0.0.1", "dev": "eth0", "weight": "1"}]),
+            json!({"gw": "10.0.0.1"}),
+        ],
+    );
     maybe(r, &mut m, "comment", 5, &[json!({"any": [1, 2]})]);
     Value::Object(m)
 }
@@ -282,7 +299,7 @@ fn write(r: &mut Rng, v: &Value, out: &mut String) {
 fn fast_path_agrees_with_the_general_path() {
     let mut r = Rng(0x9e37_79b9_7f4a_7c15);
     let (mut fast, mut validated, mut valid) = (0, 0, 0);
-    for _ in 0..6_000 {
+    for _ in 0..7_000 {
         let mut text = String::new();
         for _ in 0..1 + r.below(2) {
             let doc = document(&mut r);
@@ -341,4 +358,45 @@ fn fast_path_agrees_with_the_general_path() {
         valid > 300 && validated - valid > 300,
         "{valid} of {validated} valid"
     );
+}
+
+/// `nextHops` taken by the fast path, validated and kept, exactly as the
+/// general path does it (valid and invalid next hops alike).
+#[test]
+fn next_hops_take_the_fast_path_with_the_same_result() {
+    for hops in [
+        json!([{"gw": "10.0.0.1", "dev": "eth0", "weight": 3}, {"gw": "10.0.0.2", "dev": "e1"}]),
+        json!([{"gw": "10.0.0.1", "dev": "eth0"}]),
+        json!([{"gw": "10.0.0.1", "dev": "eth0", "weight": 300}]),
+        json!([{"dev": "eth0"}]),
+    ] {
+        let text = json!({
+            "apiVersion": "networking.liqo.io/v1beta1", "kind": "RouteConfiguration",
+            "metadata": {"name": "o", "namespace": "liqo"},
+            "spec": {"table": {"name": "t", "rules": [{"iif": "x", "routes": [
+                {"dst": "10.8.0.0/16", "dev": "ignored0", "nextHops": hops}]}]}}
+        })
+        .to_string();
+        let (objects, errors) = parse_general(&text, "t.json");
+        assert!(errors.is_empty(), "{errors:?}");
+        let fast = parse_json(&text, Mode::Keep).expect("fast path taken");
+        assert_eq!(fast[0].object, objects[0]);
+        assert_eq!(
+            objects[0].spec.table.rules.as_ref().unwrap()[0]
+                .routes
+                .as_ref()
+                .unwrap()[0]
+                .next_hops
+                .as_ref()
+                .map(Vec::len),
+            hops.as_array().map(Vec::len)
+        );
+        let checked = parse_json(&text, Mode::Validate(crate::model::Policy::new(114)))
+            .expect("fast path taken");
+        assert_eq!(
+            checked[0].validated.as_ref(),
+            Some(&crate::model::validate(&objects[0], 114)),
+            "{text}"
+        );
+    }
 }
