@@ -344,6 +344,32 @@ fn special_files_huge_files_and_deep_nesting_are_refused_quickly() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", describe(&out));
         assert!(text(&out).contains(bad[0]), "{bad:?}: {}", describe(&out));
     }
+    // A trial window that would overflow the deadline is refused, and
+    // nothing is applied.
+    let before = marked_rules(&ns);
+    let checkpoints = TempDir::new("checkpoints");
+    let good = dir.0.join("good.yaml");
+    let out = routecfg(
+        &ns,
+        &[
+            "apply",
+            "-f",
+            good.to_str().expect("path"),
+            "--rt-tables",
+            "none",
+            "--checkpoint-dir",
+            checkpoints.path(),
+            "--confirm",
+            "18446744073709551615",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        text(&out).contains("expected 1 to 86400 seconds"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(marked_rules(&ns), before);
     routecfg(&ns, &["cleanup", "--rt-tables", "none"]);
 }
 

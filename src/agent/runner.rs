@@ -1,7 +1,7 @@
 //! `routecfg run` and `routecfg once`: the event loop that owns all agent
 //! state, and the one-shot reconcile.
 
-use super::http::{HttpServer, Response};
+use super::http::{Budget, Page, Response, Server};
 use super::metrics::Metrics;
 use super::poll;
 use super::signals::Signals;
@@ -35,6 +35,8 @@ pub struct Options {
     pub host: String,
     pub finalizer: bool,
     pub metrics_addr: Option<String>,
+    /// Where `/status` is served instead of `metrics_addr`, if given.
+    pub status_addr: Option<String>,
     pub resync: Duration,
     pub protocol: u8,
     pub rt_tables: Option<RtTables>,
@@ -657,20 +659,15 @@ pub fn run(opts: Options) -> i32 {
             return 2;
         }
     };
-    let http = match opts
-        .metrics_addr
-        .as_deref()
-        .map(HttpServer::bind)
-        .transpose()
-    {
+    let mut http = match Server::bind(opts.metrics_addr.as_deref(), opts.status_addr.as_deref()) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("routecfg: {e}");
             return 2;
         }
     };
-    if let Some(addr) = http.as_ref().and_then(HttpServer::local_addr) {
-        log::info!("serving /metrics, /healthz, /readyz, /status on {addr}");
+    for line in http.iter().flat_map(Server::describe) {
+        log::info!("{line}");
     }
     log::info!(
         "routecfg {} on host {}: selecting {} (server-side: {:?})",
@@ -717,20 +714,22 @@ pub fn run(opts: Options) -> i32 {
         if let Some(w) = &agent.watch {
             deadline = deadline.min(now + w.timeout());
         }
+        if let Some(t) = http.as_ref().and_then(Server::deadline) {
+            deadline = deadline.min(t);
+        }
         let watch_fd = agent
             .watch
             .as_ref()
             .map_or((-1, 0), |w| (w.raw_fd(), w.poll_events()));
-        let http_fd = http.as_ref().map_or(-1, HttpServer::fd);
-        let ready = match poll::wait(
-            &[
-                (signals.fd(), libc::POLLIN),
-                (monitor.fd(), libc::POLLIN),
-                watch_fd,
-                (http_fd, libc::POLLIN),
-            ],
-            Some(deadline.saturating_duration_since(now)),
-        ) {
+        // The metrics server's descriptors come last, from index HTTP_FDS.
+        const HTTP_FDS: usize = 3;
+        let mut fds = vec![
+            (signals.fd(), libc::POLLIN),
+            (monitor.fd(), libc::POLLIN),
+            watch_fd,
+        ];
+        fds.extend(http.iter().flat_map(Server::interest));
+        let ready = match poll::wait(&fds, Some(deadline.saturating_duration_since(now))) {
             Ok(r) => r,
             Err(e) => {
                 log::error!("poll: {e}");
@@ -756,17 +755,28 @@ pub fn run(opts: Options) -> i32 {
         if agent.watch.is_some() {
             agent.drain_watch();
         }
-        if ready[3] {
-            if let Some(h) = &http {
-                h.serve_pending(&mut |path| match path {
-                    "/metrics" => Response::ok("text/plain; version=0.0.4", agent.metrics.render()),
-                    "/healthz" => Response::text("200 OK", "ok\n"),
-                    "/readyz" if agent.ready => Response::text("200 OK", "ok\n"),
-                    "/readyz" => Response::text("503 Service Unavailable", "not ready\n"),
-                    "/status" => Response::ok("application/json", agent.status_json()),
-                    _ => Response::text("404 Not Found", "not found\n"),
-                });
-            }
+        if let Some(h) = http.as_mut() {
+            let ready_fds: Vec<_> = fds[HTTP_FDS..]
+                .iter()
+                .zip(&ready[HTTP_FDS..])
+                .filter(|(_, r)| **r)
+                .map(|((fd, _), _)| *fd)
+                .collect();
+            let (counts, open) = (h.counts(), h.open());
+            h.turn(
+                &ready_fds,
+                Budget::per_wakeup(Instant::now()),
+                &mut |page| match page {
+                    Page::Metrics => Response::ok(
+                        "text/plain; version=0.0.4",
+                        agent.metrics.render() + &counts.render(open),
+                    ),
+                    Page::Health => Response::text("200 OK", "ok\n"),
+                    Page::Ready if agent.ready => Response::text("200 OK", "ok\n"),
+                    Page::Ready => Response::text("503 Service Unavailable", "not ready\n"),
+                    Page::Status => Response::ok("application/json", agent.status_json()),
+                },
+            );
         }
     }
 }

@@ -367,6 +367,12 @@ pub fn apply(argv: &[String]) -> i32 {
     let trial = match args.number::<u64>("confirm") {
         Ok(None) => None,
         Ok(Some(0)) => return super::usage("--confirm 0: give at least one second", APPLY_HELP),
+        // A day is far beyond any trial, and keeps the deadline arithmetic
+        // far from overflow.
+        Ok(Some(secs)) if secs > 86_400 => {
+            let e = format!("--confirm {secs}: expected 1 to 86400 seconds");
+            return super::usage(&e, APPLY_HELP);
+        }
         Ok(Some(secs)) => {
             let ids: Vec<u32> = desired.tables.iter().map(|t| t.id).collect();
             let dir = super::checkpoint::dir(&args);
