@@ -79,6 +79,6 @@ pub fn kubeconfig(data: &[u8]) {
 }
 
 pub use crate::kernel::fuzzing::parse_all as netlink;
-pub use crate::kube::fuzzing::http_head as http;
+pub use crate::kube::fuzzing::http_response as http;
 pub use crate::kube::fuzzing::watch_stream as watch;
 pub use crate::rt_tables::fuzzing::check_sync as rt_tables;

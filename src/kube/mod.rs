@@ -59,11 +59,25 @@ pub mod fuzzing {
         }
     }
 
-    /// The HTTP/1.1 response-head parser, on any bytes.
-    pub fn http_head(buf: &[u8]) {
-        if let Ok(Some((_, used))) = super::http1::parse_head(buf) {
-            assert!(used <= buf.len(), "consumed {used} of {} bytes", buf.len());
+    /// One HTTP/1.1 exchange fed any response bytes, split at a point
+    /// the first byte chooses, then the end of input.
+    pub fn http_response(data: &[u8]) {
+        let Ok(mut x) = super::exchange::Exchange::new("GET", "127.0.0.1:6443", "/api", &[], None)
+        else {
+            panic!("a fixed request must build");
+        };
+        let mut out = Vec::new();
+        if x.output(&mut out).is_err() {
+            return;
         }
+        let cut = usize::from(data.first().copied().unwrap_or(0)).min(data.len());
+        let mut body = Vec::new();
+        for part in [&data[..cut], &data[cut..]] {
+            if x.input(part, &mut body).is_err() || x.is_complete() {
+                return;
+            }
+        }
+        let _ = x.end_of_input();
     }
 }
 
