@@ -496,3 +496,61 @@ fn once_creates_and_reports_bindings() {
     assert!(conditions(&object(&env, "liqo", "fab-ok").unwrap()).is_empty());
     assert!(node.ping(Ipv4Addr::new(10, 70, 0, 2), 3));
 }
+
+/// The gateway role binds to its Pod: `--host-name` (the pod's name) in
+/// `$POD_NAMESPACE`.
+#[test]
+fn gateway_binds_to_its_pod() {
+    require_root();
+    let (gw, _peer) = node_and_peer();
+    let mut env = KubeEnv::start();
+    let ip = env.node_ip(10);
+    env.attach(gw.name(), &ip);
+    install_crd(&env, Crd::Upstream);
+    install_binding_crd(&env, BindingCrd::Upstream);
+    create_namespaces(&env, &["liqo-tenant-milan"]);
+    let mut rc = ok_object(&[(CATEGORY, "gateway"), (UNIQUE, "milan")]);
+    rc["metadata"]["namespace"] = json!("liqo-tenant-milan");
+    rc["metadata"]["name"] = json!("gw-ext");
+    apply(&env, &rc);
+    let scratch = Scratch::new("bindings-gw");
+    let agent = Agent::start_with_env(
+        &AgentConfig {
+            netns: gw.name(),
+            host: "gw-milan-0",
+            kubeconfig: env.kubeconfig(),
+            select: &[
+                "--role",
+                "gateway",
+                "--remote-cluster-id",
+                "milan",
+                "--node-name",
+                "rome-worker",
+            ],
+            dir: scratch.path(),
+            metrics_port: 9437,
+        },
+        &[("POD_NAMESPACE", "liqo-tenant-milan")],
+    );
+    agent.wait_ready();
+    let b = wait_for("the gateway's binding applied", CONVERGE, || {
+        agent.check_alive()?;
+        let all = bindings(&env);
+        let b = all
+            .get("liqo-tenant-milan/gw-ext-gw-milan-0")
+            .ok_or_else(|| format!("no binding yet: {:?}", all.keys()))?;
+        applied(b)
+            .filter(|c| c["status"] == "True")
+            .map(|_| b.clone())
+            .ok_or_else(|| format!("not reported yet: {}", b["status"]))
+    });
+    assert_eq!(
+        b["spec"]["targetRef"],
+        json!({"apiVersion": "v1", "kind": "Pod", "name": "gw-milan-0", "namespace": "liqo-tenant-milan"})
+    );
+    let (_, status) = agent.http_get("/status").unwrap();
+    assert!(
+        status.contains("\"target\":\"Pod liqo-tenant-milan/gw-milan-0\""),
+        "{status}"
+    );
+}

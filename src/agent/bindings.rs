@@ -508,8 +508,14 @@ impl Agent {
                             if c.request.method == "POST" {
                                 log::info!("{}: binding created", key.object);
                             }
-                            if let Some(s) = &mut self.bindings.store {
-                                s.upsert(written);
+                            let changed = self
+                                .bindings
+                                .store
+                                .as_mut()
+                                .is_some_and(|s| s.upsert(written));
+                            // A new binding is where the status goes now.
+                            if changed {
+                                self.queue_statuses();
                             }
                         }
                         _ => {}
