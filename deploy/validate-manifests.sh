@@ -428,6 +428,15 @@ PY
 )"
 check "gateway sidecar SA may watch routeconfigurations" can_as "$gw_sa" watch routeconfigurations.networking.liqo.io -A
 check "gateway sidecar SA may create bindings" can_as "$gw_sa" create routeconfigurationbindings.networking.liqo.io -n liqo-tenant-milan
+lease=gw-milan.liqo-tenant-milan.server.connections.liqo.io
+check "gateway sidecar SA may create leases in its namespace" can_as "$gw_sa" create leases.coordination.k8s.io -n liqo-tenant-milan
+for verb in get update; do
+    check "gateway sidecar SA may $verb its lease" can_as "$gw_sa" "$verb" "leases.coordination.k8s.io/$lease" -n liqo-tenant-milan
+done
+check "gateway sidecar SA may not update another lease" \
+    [ "$(k auth can-i --as="$gw_sa" update leases.coordination.k8s.io/other -n liqo-tenant-milan 2>/dev/null)" = no ]
+check "gateway sidecar SA may not create leases elsewhere" \
+    [ "$(k auth can-i --as="$gw_sa" create leases.coordination.k8s.io -n liqo 2>/dev/null)" = no ]
 
 # --- systemd unit ------------------------------------------------------------------
 if command -v systemd-analyze >/dev/null; then

@@ -48,6 +48,8 @@ pub(super) struct Bindings {
     pub(super) discover_due: bool,
     /// A startup error that must stop `run` (auto found bindings, no identity).
     pub(super) fatal: Option<String>,
+    /// Discovery has answered at least once (later errors do not stop us).
+    pub(super) answered: bool,
 }
 
 impl Bindings {
@@ -79,6 +81,7 @@ impl Bindings {
             discovering: false,
             discover_due: flag.needs_discovery(),
             fatal: None,
+            answered: false,
         }
     }
 
@@ -129,10 +132,19 @@ impl Agent {
             None => Ok(()),
             Some(why) => Err(why.as_str()),
         };
-        match select_mode(self.bindings.flag, served, self.bindings.mode, identity) {
+        let first = served.is_some() && !self.bindings.answered;
+        let result = select_mode(self.bindings.flag, served, self.bindings.mode, identity);
+        if first && result.is_ok() {
+            self.bindings.answered = true;
+            // Statuses waited for the mode: report now wherever it says.
+            self.reported.clear();
+            self.full = true;
+            self.schedule();
+        }
+        match result {
             Ok(mode) => self.set_mode(mode),
             Err(e) => {
-                if !self.ready {
+                if !self.bindings.answered {
                     // Still starting: stop with the reason.
                     self.bindings.fatal = Some(e);
                 } else {
@@ -329,8 +341,12 @@ impl Agent {
                 Err(e) => self.binding_api_failed("watch bindings", &e, now),
             }
         }
-        if changed {
+        // Any event may unblock a decision (a Deleted event after we
+        // released a binding is when it can be created again).
+        if handled > 0 {
             self.queue_binding_work();
+        }
+        if changed {
             self.queue_statuses();
         }
         more
@@ -513,9 +529,11 @@ impl Agent {
                                 .store
                                 .as_mut()
                                 .is_some_and(|s| s.upsert(written));
-                            // A new binding is where the status goes now.
+                            // A new binding is where the status goes now; a
+                            // deleted one needs its finalizer released next.
                             if changed {
                                 self.queue_statuses();
+                                self.queue_binding_work();
                             }
                         }
                         _ => {}
@@ -558,6 +576,7 @@ impl Agent {
             let mode = select_mode(self.bindings.flag, served, self.bindings.mode, identity)?;
             self.bindings.mode = mode;
         }
+        self.bindings.answered = true;
         if !self.binding_mode() {
             self.bindings.sync = BindingSync::Off;
             return Ok(());

@@ -257,7 +257,9 @@ impl Agent {
     /// Queues this host's condition for every object whose table was
     /// applied (or refused), and an Event for every changed outcome.
     pub(super) fn queue_statuses(&mut self) {
-        if !self.leading() {
+        // A standby writes nothing; with `--bindings auto` nothing is
+        // reported before discovery said where (conditions or bindings).
+        if !self.leading() || (self.bindings.flag.needs_discovery() && !self.bindings.answered) {
             return;
         }
         let binding_mode = self.binding_mode();
