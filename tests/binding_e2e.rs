@@ -416,6 +416,8 @@ fn two_gateways_on_one_lease_exactly_one_applies_and_hands_over() {
     unsafe {
         libc::kill(a.pid() as i32, libc::SIGKILL);
     }
+    // Reap it (already dead: the SIGTERM this sends changes nothing).
+    a.stop();
     wait_for(
         "gw-b to take over and apply",
         Duration::from_secs(30),
@@ -433,6 +435,39 @@ fn two_gateways_on_one_lease_exactly_one_applies_and_hands_over() {
         handover.as_secs_f64()
     );
     assert!(node_reaches(&gw_b), "the new leader routes 10.70.0.0/16");
+
+    // gw-a comes back as standby; SIGTERM of the leader releases the
+    // lease, so the handover takes one retry period, not a lease time.
+    a.restart();
+    a.wait_ready();
+    wait_for("gw-a standing by", CONVERGE, || {
+        let (_, status) = a.http_get("/status")?;
+        if status.contains("\"holder\":\"gw-b\"") {
+            Ok(())
+        } else {
+            Err(status)
+        }
+    });
+    assert_eq!(a.metric("routecfg_leader").unwrap(), 0.0);
+    let stopped = std::time::Instant::now();
+    b.stop();
+    wait_for(
+        "gw-a to take over after the release",
+        Duration::from_secs(30),
+        || {
+            a.check_alive()?;
+            if a.metric("routecfg_leader")? != 1.0 {
+                return Err("not leading yet".into());
+            }
+            check_present(&gw_a, id)
+        },
+    );
+    println!(
+        "lease handover after SIGTERM of the leader (released): {:.1} s (retry 2 s)",
+        stopped.elapsed().as_secs_f64()
+    );
+    // Routes stay in place on the stopped agent's node: never removed on stop.
+    check_present(&gw_b, id).unwrap_or_else(|e| panic!("stopping removed routes: {e}"));
 }
 
 fn check_present(ns: &Netns, table: u32) -> Result<(), String> {
