@@ -1,0 +1,601 @@
+//! routecfg as users deploy it, on a real one-node Kubernetes 1.20 cluster
+//! (tests/cluster/up.sh: etcd, kube-apiserver, kube-controller-manager,
+//! kube-scheduler, containerd + runc, kubelet, all in network namespaces of
+//! their own): `kubectl apply -f deploy/` exactly as shipped, the seed's
+//! node fixture, then one check per behaviour the DaemonSet depends on.
+//!
+//! One cluster serves every check (bringing it up takes about a minute), so
+//! this is a `harness = false` test: checks run in order, each reported as
+//! `test NAME ... ok|FAILED`, and the cluster is torn down at the end. Name
+//! filters work as with libtest (`cargo test --test cluster -- rolling`).
+//! Needs root, `.ci/setup-kube.sh` and `deploy/build-image.sh`'s toolchain;
+//! fails loudly without them.
+//!
+//! Not covered here: binding mode (kube-controller-manager's garbage
+//! collector deleting bindings through their ownerReference) needs the
+//! binding support being built on another branch.
+
+mod common;
+
+use common::cluster::{Cluster, Node, repo, wait_for};
+use common::netns::{describe, require_root, run};
+use routecfg::table_id::table_id;
+use serde_json::{Value, json};
+use std::os::unix::fs::MetadataExt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NAMESPACE: &str = "liqo";
+const DAEMONSET: &str = "routecfg-fabric";
+const SELECTOR: &str = "app.kubernetes.io/name=routecfg,app.kubernetes.io/component=fabric";
+/// The seed's node table and what it routes (fixtures/rome/node).
+const NODE_TABLE: &str = "milan-node-gw";
+const FIXTURE: &str = "fixtures/rome/node/milan-node-gw.yaml";
+/// The node's end of its Geneve-like link to the gateway, as in the seed.
+const NODE_LINK: &str = "liqo.qvqc52kfnb";
+const GATEWAY_LINK: &str = "liqo.node";
+const NODE_LINK_IP: &str = "10.80.0.11";
+/// The gateway's end (the seed's next hop) and a remote pod behind it.
+const GATEWAY_IP: &str = "10.80.0.3";
+const REMOTE_POD: &str = "10.61.0.1";
+/// routecfg's ownership mark (rtm_protocol).
+const PROTOCOL: u64 = 114;
+/// CAP_NET_ADMIN (bit 12) and nothing else, as /proc/PID/status prints it.
+const ONLY_NET_ADMIN: &str = "0000000000001000";
+const WAIT: Duration = Duration::from_secs(180);
+
+/// Everything the checks share: the cluster, the node the agent programs,
+/// and the gateway namespace on the other end of its link.
+struct Bed {
+    cluster: Cluster,
+    node: Node,
+    /// Held for its lifetime: the namespace is deleted on drop.
+    _gateway: common::netns::Netns,
+    /// Whether the remote pod answered before any RouteConfiguration
+    /// existed (it must not: only the seed's table makes the path).
+    reached_before_fixture: bool,
+}
+
+type Check = fn(&Bed);
+
+/// In order: the last ones change the deployment.
+const CHECKS: &[(&str, Check)] = &[
+    (
+        "daemonset_pods_ready_uid0_only_net_admin_read_only_root",
+        pods_ready_with_the_shipped_security_context,
+    ),
+    (
+        "node_gets_seed_tables_and_traffic_flows",
+        node_gets_seed_tables_and_traffic_flows,
+    ),
+    ("kubectl_logs_show_agent_logs", kubectl_logs_show_agent_logs),
+    ("metrics_pass_promtool_check", metrics_pass_promtool_check),
+    (
+        "rolling_update_loses_no_pings",
+        rolling_update_loses_no_pings,
+    ),
+    (
+        "deleting_daemonset_keeps_routes_cleanup_job_removes_them",
+        deleting_daemonset_keeps_routes_cleanup_job_removes_them,
+    ),
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        for (name, _) in CHECKS {
+            println!("{name}: test");
+        }
+        return;
+    }
+    // libtest options (--test-threads=2, --nocapture, ...) are accepted and
+    // ignored; plain words filter by substring.
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let exact = args.iter().any(|a| a == "--exact");
+    let selected: Vec<&(&str, Check)> = CHECKS
+        .iter()
+        .filter(|(name, _)| {
+            filters.is_empty()
+                || filters
+                    .iter()
+                    .any(|f| if exact { name == f } else { name.contains(f.as_str()) })
+        })
+        .collect();
+    println!("\nrunning {} tests", selected.len());
+    if selected.is_empty() {
+        println!("\ntest result: ok. 0 passed; 0 failed\n");
+        return;
+    }
+    let start = Instant::now();
+    let bed = match catch_unwind(set_up) {
+        Ok(bed) => bed,
+        Err(_) => {
+            println!("cluster set-up failed (see above): every selected test fails");
+            for (name, _) in &selected {
+                println!("test {name} ... FAILED");
+            }
+            std::process::exit(101);
+        }
+    };
+    println!("cluster up and fixture applied in {:.0?}", start.elapsed());
+    let mut failed = Vec::new();
+    for (name, check) in &selected {
+        let t = Instant::now();
+        let ok = catch_unwind(AssertUnwindSafe(|| check(&bed))).is_ok();
+        println!(
+            "test {name} ... {} ({:.1?})",
+            if ok { "ok" } else { "FAILED" },
+            t.elapsed()
+        );
+        if !ok {
+            failed.push(*name);
+        }
+    }
+    drop(bed);
+    println!(
+        "\ntest result: {}. {} passed; {} failed; finished in {:.0?}\n",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        selected.len() - failed.len(),
+        failed.len(),
+        start.elapsed()
+    );
+    if !failed.is_empty() {
+        println!("failures: {failed:?}");
+        std::process::exit(101);
+    }
+}
+
+/// The image archive deploy/build-image.sh makes (cheap when up to date).
+fn image_archive() -> PathBuf {
+    let out = run(
+        Command::new(repo().join("deploy/build-image.sh")).stdin(Stdio::null()),
+        "deploy/build-image.sh",
+    );
+    assert!(
+        out.status.success(),
+        "deploy/build-image.sh failed:\n{}",
+        describe(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let path = PathBuf::from(stdout.lines().last().unwrap_or_default());
+    assert!(path.is_file(), "build-image.sh printed no archive: {stdout}");
+    path
+}
+
+fn set_up() -> Bed {
+    require_root();
+    let archive = image_archive();
+    let dir = std::env::temp_dir().join(format!("routecfg-cluster-{}", std::process::id()));
+    let cluster = Cluster::up(&dir, 1, &archive);
+    let node = cluster.nodes[0].clone();
+
+    // The node's link to a gateway namespace, as in the seed: the node
+    // holds 10.80.0.11 without a prefix route, the gateway 10.80.0.3 and a
+    // remote pod; only the seed's table gives the node a path there.
+    let gateway = common::netns::Netns::new("clgw");
+    gateway.ip(&[
+        "link",
+        "add",
+        GATEWAY_LINK,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        NODE_LINK,
+        "netns",
+        &node.netns,
+    ]);
+    gateway.ip(&["link", "set", GATEWAY_LINK, "up"]);
+    gateway.ip_line(&format!("addr add {GATEWAY_IP}/32 dev {GATEWAY_LINK}"));
+    gateway.ip_line(&format!("addr add {REMOTE_POD}/32 dev lo"));
+    gateway.ip_line(&format!("route add {NODE_LINK_IP}/32 dev {GATEWAY_LINK}"));
+    node.ip(&["link", "set", NODE_LINK, "up"]);
+    node.ip(&[
+        "addr",
+        "add",
+        &format!("{NODE_LINK_IP}/32"),
+        "dev",
+        NODE_LINK,
+        "noprefixroute",
+    ]);
+
+    // The manifests exactly as shipped: the image was imported into
+    // containerd under the name they use.
+    cluster.kubectl(&[
+        "apply",
+        "-f",
+        &repo().join("deploy/examples/namespace.yaml").to_string_lossy(),
+    ]);
+    cluster.kubectl(&["apply", "-f", &repo().join("deploy").to_string_lossy()]);
+    cluster.kubectl(&[
+        "-n",
+        NAMESPACE,
+        "rollout",
+        "status",
+        &format!("ds/{DAEMONSET}"),
+        "--timeout=180s",
+    ]);
+    let reached_before_fixture = node.ping_once(REMOTE_POD);
+
+    cluster.kubectl(&[
+        "wait",
+        "--for=condition=established",
+        "crd/routeconfigurations.networking.liqo.io",
+        "--timeout=60s",
+    ]);
+    cluster.kubectl_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: liqo-tenant-milan\n",
+    );
+    let fixture = common::shared_dir().join(FIXTURE);
+    cluster.kubectl(&["apply", "-f", &fixture.to_string_lossy()]);
+    wait_for("the node to reach the remote pod", WAIT, || {
+        node.ping_once(REMOTE_POD).then_some(())
+    });
+    Bed {
+        cluster,
+        node,
+        _gateway: gateway,
+        reached_before_fixture,
+    }
+}
+
+/// The fabric pods, parsed.
+fn fabric_pods(c: &Cluster) -> Vec<Value> {
+    let list = c.kubectl_json(&["-n", NAMESPACE, "get", "pods", "-l", SELECTOR]);
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn is_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+fn pod_name(pod: &Value) -> &str {
+    pod["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+/// The single Ready fabric pod of the one-node cluster.
+fn ready_pod(c: &Cluster) -> Value {
+    wait_for("one Ready fabric pod", WAIT, || {
+        let pods = fabric_pods(c);
+        let live: Vec<&Value> = pods
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .collect();
+        (live.len() == 1 && is_ready(live[0])).then(|| live[0].clone())
+    })
+}
+
+/// `Key:\tvalue` from /proc/PID/status.
+fn proc_status(pid: u32, key: &str) -> String {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("{path} has no {key}"))
+}
+
+fn pods_ready_with_the_shipped_security_context(bed: &Bed) {
+    let c = &bed.cluster;
+    let pod = ready_pod(c);
+    let name = pod_name(&pod);
+    assert_eq!(pod["spec"]["nodeName"], bed.node.name.as_str(), "{name}");
+    let status = &pod["status"]["containerStatuses"][0];
+    assert_eq!(status["ready"], true, "{name}: {status}");
+    assert_eq!(
+        status["restartCount"], 0,
+        "{name} restarted (liveness probe?): {status}"
+    );
+    let pid = c.container_pid(
+        &bed.node.name,
+        status["containerID"].as_str().unwrap_or_default(),
+    );
+
+    // The process, as the kernel sees it.
+    assert_eq!(proc_status(pid, "Uid"), "0\t0\t0\t0", "{name}: uid");
+    assert_eq!(proc_status(pid, "Gid"), "0\t0\t0\t0", "{name}: gid");
+    for set in ["CapEff", "CapPrm", "CapBnd"] {
+        assert_eq!(proc_status(pid, set), ONLY_NET_ADMIN, "{name}: {set}");
+    }
+    assert_eq!(proc_status(pid, "CapAmb"), "0000000000000000", "{name}");
+    assert_eq!(proc_status(pid, "NoNewPrivs"), "1", "{name}: no_new_privs");
+    assert_eq!(
+        proc_status(pid, "Seccomp"),
+        "2",
+        "{name}: RuntimeDefault seccomp filter"
+    );
+    let mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .unwrap_or_else(|e| panic!("mountinfo of {pid}: {e}"));
+    let root = mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .unwrap_or_else(|| panic!("{name}: no / in mountinfo:\n{mountinfo}"));
+    let options = root.split(' ').nth(5).unwrap_or_default();
+    assert!(
+        options.split(',').any(|o| o == "ro"),
+        "{name}: root not read-only: {root}"
+    );
+
+    // hostNetwork: the node's namespace, where the probes reached it.
+    let ino = |p: &str| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{p}: {e}"))
+            .ino()
+    };
+    assert_eq!(
+        ino(&format!("/proc/{pid}/ns/net")),
+        ino(&format!("/run/netns/{}", bed.node.netns)),
+        "{name} is not in node {}'s network namespace",
+        bed.node.name
+    );
+    let readyz = c.kubectl(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/namespaces/{NAMESPACE}/pods/{name}:8114/proxy/readyz"),
+    ]);
+    assert!(!readyz.is_empty(), "{name}: empty /readyz");
+
+    // The downward API.
+    let environ = std::fs::read(format!("/proc/{pid}/environ"))
+        .unwrap_or_else(|e| panic!("environ of {pid}: {e}"));
+    let env: Vec<String> = environ
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    for want in [
+        format!("NODE_NAME={}", bed.node.name),
+        format!("POD_NAME={name}"),
+    ] {
+        assert!(env.contains(&want), "{name}: {want} not in {env:?}");
+    }
+}
+
+fn node_gets_seed_tables_and_traffic_flows(bed: &Bed) {
+    assert!(
+        !bed.reached_before_fixture,
+        "the node reached {REMOTE_POD} before the fixture existed: the check proves nothing"
+    );
+    let table = u64::from(table_id(NODE_TABLE));
+    let rules = bed.node.ip_json(&["rule", "show"]);
+    let ours: Vec<&Value> = rules
+        .iter()
+        .filter(|r| r["table"].as_u64() == Some(table) || r["table"] == table.to_string())
+        .collect();
+    assert_eq!(
+        ours.len(),
+        3,
+        "rules for table {NODE_TABLE} ({table}): {rules:?}"
+    );
+    let routes = bed
+        .node
+        .ip_json(&["route", "show", "table", &table.to_string()]);
+    let dsts: Vec<&str> = routes.iter().filter_map(|r| r["dst"].as_str()).collect();
+    for want in ["10.80.0.3", "10.61.0.0/16", "10.62.0.0/16"] {
+        assert!(dsts.contains(&want), "table {NODE_TABLE}: {routes:?}");
+    }
+    for r in &routes {
+        assert!(
+            r["protocol"].as_u64() == Some(PROTOCOL) || r["protocol"] == PROTOCOL.to_string(),
+            "route without routecfg's mark: {r}"
+        );
+    }
+    assert!(bed.node.ping_once(REMOTE_POD), "{REMOTE_POD} unreachable");
+}
+
+fn kubectl_logs_show_agent_logs(bed: &Bed) {
+    let pod = ready_pod(&bed.cluster);
+    let logs = bed
+        .cluster
+        .kubectl(&["-n", NAMESPACE, "logs", pod_name(&pod)]);
+    assert!(
+        logs.lines()
+            .any(|l| l.contains(NODE_TABLE) && l.contains("applied")),
+        "no 'applied' line for {NODE_TABLE} in kubectl logs:\n{logs}"
+    );
+}
+
+fn metrics_pass_promtool_check(bed: &Bed) {
+    let pod = ready_pod(&bed.cluster);
+    let metrics = bed.cluster.kubectl(&[
+        "get",
+        "--raw",
+        &format!(
+            "/api/v1/namespaces/{NAMESPACE}/pods/{}:8114/proxy/metrics",
+            pod_name(&pod)
+        ),
+    ]);
+    assert!(
+        metrics.lines().any(|l| l.starts_with("routecfg_")),
+        "no routecfg_ metrics:\n{metrics}"
+    );
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("promtool (Debian package prometheus): {e}"));
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin
+            .write_all(metrics.as_bytes())
+            .unwrap_or_else(|e| panic!("promtool stdin: {e}"));
+    }
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("promtool: {e}"));
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}\n--- metrics ---\n{metrics}",
+        describe(&out)
+    );
+}
+
+/// Pings `dst` from the node every 10 ms until stopped.
+struct Pinger {
+    child: Child,
+}
+
+impl Pinger {
+    fn start(node: &Node, dst: &str) -> Pinger {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &node.netns])
+            .args(["ping", "-n", "-q", "-i", "0.01", "-W", "1", dst])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("ping: {e}"));
+        Pinger { child }
+    }
+
+    /// Stops ping (SIGINT, so it prints its summary): (sent, received).
+    fn stop(self) -> (u64, u64) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap_or(0);
+        // SAFETY: kill(2) on our own child's PID, which is not yet reaped
+        // (wait_with_output below reaps it), so it cannot name another
+        // process.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        let out = self
+            .child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("ping: {e}"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .unwrap_or_else(|| panic!("no ping summary:\n{}", describe(&out)));
+        let num = |word: &str| -> u64 {
+            line.split(", ")
+                .find(|p| p.contains(word))
+                .and_then(|p| p.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("ping summary {line:?}: no {word}"))
+        };
+        (num("transmitted"), num("received"))
+    }
+}
+
+fn rolling_update_loses_no_pings(bed: &Bed) {
+    let c = &bed.cluster;
+    let before = ready_pod(c);
+    let old_uid = before["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+    let pinger = Pinger::start(&bed.node, REMOTE_POD);
+    std::thread::sleep(Duration::from_secs(1));
+    let patch = json!({"spec": {"template": {"metadata": {"annotations": {
+        "routecfg.test/rollout": format!("{}", std::process::id())
+    }}}}});
+    c.kubectl(&[
+        "-n",
+        NAMESPACE,
+        "patch",
+        "ds",
+        DAEMONSET,
+        "--type=merge",
+        "-p",
+        &patch.to_string(),
+    ]);
+    c.kubectl(&[
+        "-n",
+        NAMESPACE,
+        "rollout",
+        "status",
+        &format!("ds/{DAEMONSET}"),
+        "--timeout=180s",
+    ]);
+    let after = ready_pod(c);
+    std::thread::sleep(Duration::from_secs(1));
+    let (sent, received) = pinger.stop();
+    assert_ne!(
+        after["metadata"]["uid"], old_uid,
+        "the pod was not replaced by the rollout"
+    );
+    assert!(sent > 100, "only {sent} pings sent during the rollout");
+    assert_eq!(
+        received,
+        sent,
+        "{} of {sent} pings lost during the rollout",
+        sent - received
+    );
+}
+
+fn deleting_daemonset_keeps_routes_cleanup_job_removes_them(bed: &Bed) {
+    let c = &bed.cluster;
+    let table = table_id(NODE_TABLE).to_string();
+    let pod = ready_pod(c);
+    let status = &pod["status"]["containerStatuses"][0];
+    let pid = c.container_pid(
+        &bed.node.name,
+        status["containerID"].as_str().unwrap_or_default(),
+    );
+    c.kubectl(&[
+        "-n",
+        NAMESPACE,
+        "delete",
+        "ds",
+        DAEMONSET,
+        "--wait=true",
+        "--timeout=120s",
+    ]);
+    wait_for("the fabric pods to be gone", WAIT, || {
+        fabric_pods(c).is_empty().then_some(())
+    });
+    wait_for("the agent process to exit", WAIT, || {
+        (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    assert!(
+        !bed.node.ip(&["route", "show", "table", &table]).is_empty(),
+        "table {NODE_TABLE} emptied when the DaemonSet went away"
+    );
+    assert!(
+        bed.node.ping_once(REMOTE_POD),
+        "{REMOTE_POD} unreachable after the DaemonSet was deleted"
+    );
+
+    // deploy/examples/job-once.yaml, running `cleanup` on this node.
+    let text = std::fs::read_to_string(repo().join("deploy/examples/job-once.yaml"))
+        .unwrap_or_else(|e| panic!("job-once.yaml: {e}"));
+    let mut job: Value =
+        serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("job-once.yaml: {e}"));
+    job["metadata"]["name"] = json!("routecfg-cleanup");
+    let spec = &mut job["spec"]["template"]["spec"];
+    spec["nodeSelector"] = json!({"kubernetes.io/hostname": bed.node.name});
+    spec["containers"][0]["args"] = json!(["cleanup", "--rt-tables=none"]);
+    c.kubectl_stdin(&["apply", "-f", "-"], &job.to_string());
+    c.kubectl(&[
+        "-n",
+        NAMESPACE,
+        "wait",
+        "--for=condition=complete",
+        "job/routecfg-cleanup",
+        "--timeout=180s",
+    ]);
+    let rules = bed.node.ip_json(&["rule", "show"]);
+    assert!(
+        rules
+            .iter()
+            .all(|r| r["table"] != table.as_str() && r["table"].as_u64() != table.parse().ok()),
+        "rules for {NODE_TABLE} left after cleanup: {rules:?}"
+    );
+    assert!(
+        bed.node
+            .ip(&["route", "show", "table", &table])
+            .trim()
+            .is_empty(),
+        "table {NODE_TABLE} not emptied by cleanup"
+    );
+    assert!(
+        !bed.node.ping_once(REMOTE_POD),
+        "{REMOTE_POD} still reachable after cleanup"
+    );
+    let logs = c.kubectl(&["-n", NAMESPACE, "logs", "job/routecfg-cleanup"]);
+    assert!(!logs.trim().is_empty(), "cleanup Job printed nothing");
+}
