@@ -73,6 +73,10 @@ const CHECKS: &[(&str, Check)] = &[
     ("kubectl_logs_show_agent_logs", kubectl_logs_show_agent_logs),
     ("metrics_pass_promtool_check", metrics_pass_promtool_check),
     (
+        "service_account_token_is_projected_and_rotates",
+        service_account_token_is_projected_and_rotates,
+    ),
+    (
         "rolling_update_loses_no_pings",
         rolling_update_loses_no_pings,
     ),
@@ -98,9 +102,13 @@ fn main() {
         .iter()
         .filter(|(name, _)| {
             filters.is_empty()
-                || filters
-                    .iter()
-                    .any(|f| if exact { name == f } else { name.contains(f.as_str()) })
+                || filters.iter().any(|f| {
+                    if exact {
+                        name == f
+                    } else {
+                        name.contains(f.as_str())
+                    }
+                })
         })
         .collect();
     println!("\nrunning {} tests", selected.len());
@@ -160,7 +168,10 @@ fn image_archive() -> PathBuf {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let path = PathBuf::from(stdout.lines().last().unwrap_or_default());
-    assert!(path.is_file(), "build-image.sh printed no archive: {stdout}");
+    assert!(
+        path.is_file(),
+        "build-image.sh printed no archive: {stdout}"
+    );
     path
 }
 
@@ -168,7 +179,7 @@ fn set_up() -> Bed {
     require_root();
     let archive = image_archive();
     let dir = std::env::temp_dir().join(format!("routecfg-cluster-{}", std::process::id()));
-    let cluster = Cluster::up(&dir, 1, &archive);
+    let cluster = Cluster::up(&dir, 1, &archive, &[("ROUTECFG_SA_MAX_EXPIRATION", "1h")]);
     let node = cluster.nodes[0].clone();
 
     // The node's link to a gateway namespace, as in the seed: the node
@@ -206,7 +217,9 @@ fn set_up() -> Bed {
     cluster.kubectl(&[
         "apply",
         "-f",
-        &repo().join("deploy/examples/namespace.yaml").to_string_lossy(),
+        &repo()
+            .join("deploy/examples/namespace.yaml")
+            .to_string_lossy(),
     ]);
     cluster.kubectl(&["apply", "-f", &repo().join("deploy").to_string_lossy()]);
     cluster.kubectl(&[
@@ -249,12 +262,10 @@ fn fabric_pods(c: &Cluster) -> Vec<Value> {
 }
 
 fn is_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"]
-        .as_array()
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
+    pod["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
 }
 
 fn pod_name(pod: &Value) -> &str {
@@ -358,6 +369,11 @@ fn pods_ready_with_the_shipped_security_context(bed: &Bed) {
     }
 }
 
+/// A number `ip -j -N` printed, as a JSON number or string.
+fn number(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| v.as_str()?.parse().ok())
+}
+
 fn node_gets_seed_tables_and_traffic_flows(bed: &Bed) {
     assert!(
         !bed.reached_before_fixture,
@@ -367,7 +383,7 @@ fn node_gets_seed_tables_and_traffic_flows(bed: &Bed) {
     let rules = bed.node.ip_json(&["rule", "show"]);
     let ours: Vec<&Value> = rules
         .iter()
-        .filter(|r| r["table"].as_u64() == Some(table) || r["table"] == table.to_string())
+        .filter(|r| number(&r["table"]) == Some(table))
         .collect();
     assert_eq!(
         ours.len(),
@@ -383,7 +399,7 @@ fn node_gets_seed_tables_and_traffic_flows(bed: &Bed) {
     }
     for r in &routes {
         assert!(
-            r["protocol"].as_u64() == Some(PROTOCOL) || r["protocol"] == PROTOCOL.to_string(),
+            number(&r["protocol"]) == Some(PROTOCOL),
             "route without routecfg's mark: {r}"
         );
     }
@@ -395,10 +411,12 @@ fn kubectl_logs_show_agent_logs(bed: &Bed) {
     let logs = bed
         .cluster
         .kubectl(&["-n", NAMESPACE, "logs", pod_name(&pod)]);
+    // The agent's line for applying the seed's table to this node.
+    let want = format!("liqo-tenant-milan/{NODE_TABLE}: table {NODE_TABLE} (");
     assert!(
         logs.lines()
-            .any(|l| l.contains(NODE_TABLE) && l.contains("applied")),
-        "no 'applied' line for {NODE_TABLE} in kubectl logs:\n{logs}"
+            .any(|l| l.contains(&want) && l.contains("change(s)")),
+        "no '{want}... change(s)' line in kubectl logs:\n{logs}"
     );
 }
 
@@ -438,6 +456,255 @@ fn metrics_pass_promtool_check(bed: &Bed) {
         "promtool check metrics:\n{}\n--- metrics ---\n{metrics}",
         describe(&out)
     );
+}
+
+/// The claims of a JWT (its middle part), unverified: only read to see
+/// what the API server put there.
+fn jwt_claims(token: &str) -> Value {
+    let payload = token
+        .split('.')
+        .nth(1)
+        .unwrap_or_else(|| panic!("not a JWT: {token:?}"));
+    let mut bits = 0u32;
+    let mut nbits = 0;
+    let mut bytes = Vec::new();
+    for ch in payload.bytes() {
+        let v = match ch {
+            b'A'..=b'Z' => ch - b'A',
+            b'a'..=b'z' => ch - b'a' + 26,
+            b'0'..=b'9' => ch - b'0' + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            _ => break,
+        };
+        bits = (bits << 6) | u32::from(v);
+        nbits += 6;
+        if nbits >= 8 {
+            nbits -= 8;
+            bytes.push(u8::try_from((bits >> nbits) & 0xff).unwrap_or(0));
+        }
+    }
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("JWT claims: {e}"))
+}
+
+/// Requests the agent (user agent `routecfg/...`) made as `pod` that the
+/// API server answered with 2xx, from the audit log.
+fn agent_requests_bound_to(c: &Cluster, pod: &str) -> usize {
+    let path = c.dir.join("logs/audit.log");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| {
+            e["userAgent"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("routecfg/"))
+                && e["stage"] == "ResponseComplete"
+                && e["responseStatus"]["code"]
+                    .as_u64()
+                    .is_some_and(|c| c < 300)
+                && e["user"]["extra"]["authentication.kubernetes.io/pod-name"][0] == pod
+        })
+        .count()
+}
+
+/// A fabric RouteConfiguration of its own, to make the agent talk to the
+/// API server (apply, event, status) on demand.
+fn probe_object(c: &Cluster, name: &str, net: &str) {
+    let rc = json!({
+        "apiVersion": "networking.liqo.io/v1beta1",
+        "kind": "RouteConfiguration",
+        "metadata": {"name": name, "namespace": NAMESPACE,
+                     "labels": {"networking.liqo.io/route-category": "fabric"}},
+        "spec": {"table": {"name": name, "rules": [
+            {"dst": net, "routes": [{"dst": net, "gw": GATEWAY_IP}]}
+        ]}}
+    });
+    c.kubectl_stdin(&["apply", "-f", "-"], &rc.to_string());
+}
+
+/// Replaces the token in the pod's projected volume the way the kubelet
+/// does (a new `..` directory, then `..data` swapped by rename), from the
+/// node's mount namespace as seen through containerd's /proc/PID/root.
+fn write_token(c: &Cluster, node: &str, pod_uid: &str, token: &str, tag: &str) {
+    let containerd = c.pid_of(&format!("containerd-{node}"));
+    let volumes = PathBuf::from(format!(
+        "/proc/{containerd}/root{}/{node}/kubelet/pods/{pod_uid}/volumes/kubernetes.io~projected",
+        c.dir.display()
+    ));
+    let volume = std::fs::read_dir(&volumes)
+        .unwrap_or_else(|e| panic!("{}: {e}", volumes.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("kube-api-access-"))
+        })
+        .unwrap_or_else(|| panic!("no kube-api-access volume in {}", volumes.display()));
+    let fresh = volume.join(format!("..routecfg-test-{tag}"));
+    let io = |r: std::io::Result<()>, what: &str| r.unwrap_or_else(|e| panic!("{what}: {e}"));
+    io(std::fs::create_dir(&fresh), "mkdir");
+    for f in ["ca.crt", "namespace"] {
+        io(
+            std::fs::copy(volume.join("..data").join(f), fresh.join(f)).map(|_| ()),
+            f,
+        );
+    }
+    io(std::fs::write(fresh.join("token"), token), "token");
+    let tmp = volume.join("..data_tmp");
+    io(
+        std::os::unix::fs::symlink(fresh.file_name().unwrap_or_default(), &tmp),
+        "symlink",
+    );
+    io(
+        std::fs::rename(&tmp, volume.join("..data")),
+        "rename ..data",
+    );
+}
+
+fn service_account_token_is_projected_and_rotates(bed: &Bed) {
+    let c = &bed.cluster;
+    let pod = ready_pod(c);
+    let name = pod_name(&pod).to_string();
+    let uid = pod["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+
+    // The BoundServiceAccountTokenVolume gate: a projected, expiring token
+    // bound to the pod, capped by --service-account-max-token-expiration=1h.
+    let volumes = pod["spec"]["volumes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        volumes.iter().any(|v| v["projected"]["sources"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| !s["serviceAccountToken"].is_null()))),
+        "{name}: no projected serviceAccountToken volume: {volumes:?}"
+    );
+    assert!(
+        volumes.iter().all(|v| v["secret"].is_null()),
+        "{name}: a secret volume (legacy token?): {volumes:?}"
+    );
+    let status = &pod["status"]["containerStatuses"][0];
+    let pid = c.container_pid(
+        &bed.node.name,
+        status["containerID"].as_str().unwrap_or_default(),
+    );
+    let token_path = format!("/proc/{pid}/root/var/run/secrets/kubernetes.io/serviceaccount/token");
+    let token =
+        std::fs::read_to_string(&token_path).unwrap_or_else(|e| panic!("{token_path}: {e}"));
+    let claims = jwt_claims(&token);
+    assert_eq!(
+        claims["kubernetes.io"]["pod"]["name"],
+        name.as_str(),
+        "{claims}"
+    );
+    let lifetime = claims["exp"].as_u64().unwrap_or(0) - claims["iat"].as_u64().unwrap_or(0);
+    assert_eq!(
+        lifetime, 3600,
+        "token lifetime (max expiration 1h): {claims}"
+    );
+
+    // Rotation by hand: a token bound to another pod (of the same service
+    // account, never scheduled) replaces the kubelet's; the agent's next
+    // requests must carry it (the audit log names the bound pod).
+    let marker = "rotation-marker";
+    let marker_pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": marker, "namespace": NAMESPACE},
+        "spec": {"serviceAccountName": "routecfg",
+                 "nodeSelector": {"routecfg.test/never": "true"},
+                 "containers": [{"name": "c", "image": "localhost/routecfg:0.1.0"}]}
+    });
+    c.kubectl_stdin(&["apply", "-f", "-"], &marker_pod.to_string());
+    let marker_uid = c.kubectl(&[
+        "-n",
+        NAMESPACE,
+        "get",
+        "pod",
+        marker,
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    let minted = c.kubectl(&[
+        "-n",
+        NAMESPACE,
+        "create",
+        "token",
+        "routecfg",
+        "--bound-object-kind=Pod",
+        &format!("--bound-object-name={marker}"),
+        &format!("--bound-object-uid={marker_uid}"),
+        "--duration=10m",
+    ]);
+    // The kubelet rewrites the volume with its own token about once a
+    // minute; a few attempts cover losing that race.
+    let mut seen = false;
+    for attempt in 1..=3 {
+        write_token(
+            c,
+            &bed.node.name,
+            &uid,
+            minted.trim(),
+            &format!("marker{attempt}"),
+        );
+        probe_object(
+            c,
+            &format!("rotation-probe-{attempt}"),
+            &format!("10.{}.0.0/16", 63 + attempt),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && !seen {
+            seen = agent_requests_bound_to(c, marker) > 0;
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        if seen {
+            break;
+        }
+    }
+    assert!(
+        seen,
+        "the agent never used the token written into its volume"
+    );
+
+    // That token dies with its pod; the kubelet writes the agent's own
+    // again, and the agent keeps working with it.
+    c.kubectl(&["-n", NAMESPACE, "delete", "pod", marker, "--wait=true"]);
+    let before = agent_requests_bound_to(c, &name);
+    let mut n = 0;
+    wait_for(
+        "the agent to work with the kubelet's token again",
+        WAIT,
+        || {
+            n += 1;
+            probe_object(
+                c,
+                &format!("rotation-after-{n}"),
+                &format!("10.{}.0.0/16", 70 + n % 50),
+            );
+            std::thread::sleep(Duration::from_secs(5));
+            (agent_requests_bound_to(c, &name) > before).then_some(())
+        },
+    );
+    for attempt in 1..=3 {
+        let _ = c.try_kubectl(&[
+            "-n",
+            NAMESPACE,
+            "delete",
+            "routeconfiguration",
+            &format!("rotation-probe-{attempt}"),
+        ]);
+    }
+    for i in 1..=n {
+        c.kubectl(&[
+            "-n",
+            NAMESPACE,
+            "delete",
+            "routeconfiguration",
+            &format!("rotation-after-{i}"),
+        ]);
+    }
 }
 
 /// Pings `dst` from the node every 10 ms until stopped.
@@ -487,7 +754,10 @@ impl Pinger {
 fn rolling_update_loses_no_pings(bed: &Bed) {
     let c = &bed.cluster;
     let before = ready_pod(c);
-    let old_uid = before["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+    let old_uid = before["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let pinger = Pinger::start(&bed.node, REMOTE_POD);
     std::thread::sleep(Duration::from_secs(1));
     let patch = json!({"spec": {"template": {"metadata": {"annotations": {
@@ -582,7 +852,7 @@ fn deleting_daemonset_keeps_routes_cleanup_job_removes_them(bed: &Bed) {
     assert!(
         rules
             .iter()
-            .all(|r| r["table"] != table.as_str() && r["table"].as_u64() != table.parse().ok()),
+            .all(|r| number(&r["table"]) != Some(u64::from(table_id(NODE_TABLE)))),
         "rules for {NODE_TABLE} left after cleanup: {rules:?}"
     );
     assert!(

@@ -62,9 +62,13 @@ impl Node {
 
     /// One echo request with a one-second wait.
     pub fn ping_once(&self, dst: &str) -> bool {
-        self.exec(&["ping", "-n", "-q", "-c", "1", "-W", "1", dst])
-            .status
-            .success()
+        let out = self.exec(&["ping", "-n", "-q", "-c", "1", "-W", "1", dst]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("exec of"),
+            "cannot run ping (Debian package iputils-ping): {stderr}"
+        );
+        out.status.success()
     }
 }
 
@@ -79,13 +83,15 @@ impl Cluster {
     /// Brings a cluster up in `dir` with `nodes` nodes and the image archive
     /// imported into every node's containerd. Panics with up.sh's output if
     /// it fails (up.sh stops what it started).
-    pub fn up(dir: &Path, node_count: u8, image_archive: &Path) -> Cluster {
+    /// `env` goes to up.sh (e.g. ROUTECFG_SA_MAX_EXPIRATION).
+    pub fn up(dir: &Path, node_count: u8, image_archive: &Path, env: &[(&str, &str)]) -> Cluster {
         let script = repo().join("tests/cluster/up.sh");
         let out = run(
             Command::new(&script)
                 .args(["--nodes", &node_count.to_string()])
                 .arg(dir)
                 .env("ROUTECFG_IMAGE_ARCHIVE", image_archive)
+                .envs(env.iter().copied())
                 .stdin(Stdio::null()),
             "tests/cluster/up.sh",
         );
@@ -114,7 +120,12 @@ impl Cluster {
                 })
             })
             .collect::<Vec<_>>();
-        assert_eq!(nodes.len(), usize::from(node_count), "{}: {text}", nodes_file.display());
+        assert_eq!(
+            nodes.len(),
+            usize::from(node_count),
+            "{}: {text}",
+            nodes_file.display()
+        );
         Cluster {
             dir: dir.to_path_buf(),
             kubeconfig,
@@ -191,6 +202,20 @@ impl Cluster {
             .iter()
             .find(|n| n.name == name)
             .unwrap_or_else(|| panic!("no node {name} in {:?}", self.nodes))
+    }
+
+    /// PID of a process up.sh started (its name in DIR/pids, e.g.
+    /// `containerd-rome-worker`).
+    pub fn pid_of(&self, name: &str) -> u32 {
+        let path = self.dir.join("pids");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        text.lines()
+            .find_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some(name)).then(|| w.next()?.parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("no {name} in {}:\n{text}", path.display()))
     }
 
     /// The containerd socket of a node (for `ctr`).
