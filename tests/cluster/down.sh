@@ -86,12 +86,17 @@ for name in socat kube-scheduler kube-controller-manager kube-apiserver etcd; do
 done
 
 # 4. Pod log directories the kubelets wrote (kubelet 1.20 always uses
-#    /var/log/pods and /var/log/containers), by this cluster's pod UIDs.
+#    /var/log/pods and /var/log/containers), by this cluster's pod UIDs:
+#    every pod a kubelet was given is in its log (`SyncLoop (ADD, "api"):
+#    "name_namespace(uid)"`), deleted ones included.
 if [[ -f $DIR/nodes ]]; then
 	while read -r node _ns; do
-		for pod in "$DIR/$node"/kubelet/pods/*/; do
-			[[ -d $pod ]] || continue
-			uid=$(basename "$pod")
+		{
+			ls "$DIR/$node/kubelet/pods" 2>/dev/null
+			grep -oE 'SyncLoop \(ADD, "api"\): .*' "$DIR/logs/kubelet-$node.log" 2>/dev/null |
+				grep -oE '\([0-9a-f-]{36}\)' | tr -d '()'
+		} | sort -u | while read -r uid; do
+			[[ $uid =~ ^[0-9a-f-]{36}$ ]] || continue
 			for d in /var/log/pods/*_"$uid"; do
 				[[ -d $d ]] || continue
 				find /var/log/containers -maxdepth 1 -lname "$d/*" -delete 2>/dev/null

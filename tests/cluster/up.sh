@@ -431,6 +431,9 @@ imageGCLowThresholdPercent: 99
 resolvConf: /etc/resolv.conf
 clusterDomain: cluster.local
 serializeImagePulls: false
+# Pod resyncs (and with them the rewrite of projected token volumes) every
+# 10 s instead of every minute: the token-rotation check waits for one.
+syncFrequency: 10s
 EOF
 	nsenter --mount="/proc/$cpid/ns/mnt" --net="/run/netns/$ns" -- "$(bin kubelet)" \
 		--config="$nd/kubelet-config.yaml" --kubeconfig="$nd/kubelet.kubeconfig" \
