@@ -6,9 +6,11 @@
 //! [`routing::Snapshot`]) -> [`kernel`] batch -> result -> status.
 
 pub mod agent;
+pub mod checkpoint;
 pub mod cli;
 pub mod demo;
 pub mod engine;
+pub mod explain;
 pub mod kernel;
 pub mod kube;
 pub mod model;

@@ -274,6 +274,17 @@ impl RtTables {
             .collect())
     }
 
+    /// Every `(id, name)` line of the file, whoever wrote it, for naming
+    /// tables in output as `ip` does.
+    pub fn names(&self) -> Result<Vec<(u32, String)>, RtTablesError> {
+        let current = read(&self.path)?.unwrap_or_default();
+        Ok(split_lines(&current)
+            .into_iter()
+            .filter_map(Entry::parse)
+            .map(|e| (e.id, e.name))
+            .collect())
+    }
+
     /// The file to rewrite: a symlink's target, so the link survives.
     fn target(&self) -> Result<PathBuf, RtTablesError> {
         match fs::symlink_metadata(&self.path) {

@@ -173,6 +173,14 @@ fn assert_seed_answers(stdout: &str) {
             )
         );
     }
+    // The same code as `routecfg explain` names who decided.
+    assert!(
+        stdout.contains(
+            "decided by liqo/rome-worker-gw-node, table rome-worker (210412509): \
+             rules[1].routes[0], targetRef Pod liqo/liqo-crd-replicator-6b9444849f-lk4f2"
+        ),
+        "{stdout}"
+    );
     assert!(stdout.contains("routecfg apply -f"), "{stdout}");
     assert!(stdout.contains("routecfg run"), "{stdout}");
 }

@@ -22,7 +22,8 @@ fn readme_shows_the_current_help() {
 #[test]
 fn every_command_has_help() {
     for cmd in [
-        "apply", "diff", "cleanup", "run", "once", "status", "demo", "table-id",
+        "apply", "diff", "cleanup", "run", "once", "status", "demo", "table-id", "explain",
+        "confirm", "rollback",
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_routecfg"))
             .args([cmd, "--help"])

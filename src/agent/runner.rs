@@ -7,6 +7,7 @@ use super::poll;
 use super::signals::Signals;
 use super::state::{State, key_of};
 use super::status::updated_status;
+use crate::checkpoint::pause::{Pause, paused_tables};
 use crate::engine::{Engine, Report, Scope, TableReport};
 use crate::kernel::{Event, Monitor};
 use crate::kube::{
@@ -39,6 +40,8 @@ pub struct Options {
     pub rt_tables: Option<RtTables>,
     /// Server-side watch timeout (the stream is renewed after it).
     pub watch_timeout: u32,
+    /// Where `apply --confirm` keeps its pending checkpoint.
+    pub checkpoint_dir: std::path::PathBuf,
 }
 
 /// What the last apply said about each object.
@@ -73,6 +76,8 @@ struct Agent {
     retry_at: Option<Instant>,
     backoff: Backoff,
     next_resync: Instant,
+    /// A pending `apply --confirm` with our mark: its tables are left alone.
+    pause: Pause,
 }
 
 /// Builds the API client and the engine; errors are printed by the caller.
@@ -89,6 +94,7 @@ impl Agent {
         let server_selector = opts.selectors.common_terms().to_string();
         let state = State::new(opts.selectors.clone(), opts.protocol);
         let resync = opts.resync;
+        let pause = Pause::new(opts.checkpoint_dir.clone());
         Agent {
             opts,
             server_selector,
@@ -111,6 +117,7 @@ impl Agent {
             retry_at: None,
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
             next_resync: Instant::now() + resync,
+            pause,
         }
     }
 
@@ -288,11 +295,19 @@ impl Agent {
         let removed = std::mem::take(&mut self.removed);
         let kernel_triggered = std::mem::take(&mut self.kernel_triggered);
         let desired = self.state.desired();
+        // Tables on trial are frozen until the checkpoint ends; looked at
+        // again twice a second, so they are reconciled once it has.
+        let now_ms = crate::checkpoint::store::now_unix_ms();
+        let paused = paused_tables(self.pause.pending(), self.opts.protocol, now_ms);
+        if !paused.is_empty() {
+            self.dirty.extend(paused.iter().copied());
+            self.due = Some(Instant::now() + Duration::from_millis(500));
+        }
         let scope = Scope {
             tables: if full { None } else { Some(dirty.clone()) },
             removed,
             discover_owned: full,
-            frozen: desired.frozen.iter().copied().collect(),
+            frozen: desired.frozen.iter().chain(&paused).copied().collect(),
         };
         let started = Instant::now();
         let report = match self.engine.apply(&desired.tables, &scope) {
@@ -593,8 +608,19 @@ impl Agent {
             }));
         }
         let invalid: Vec<String> = self.state.object_errors().into_values().collect();
+        // Where each table, rule and route came from: what `explain` reads.
+        let origins = crate::explain::origin::build(self.state.objects(), &desired);
+        let now_ms = crate::checkpoint::store::now_unix_ms();
+        let protocol = self.opts.protocol;
+        let paused = self
+            .pause
+            .pending()
+            .filter(|h| !paused_tables(Some(h), protocol, now_ms).is_empty());
         json!({
             "host": self.opts.host,
+            "protocol": self.opts.protocol,
+            "origins": origins,
+            "paused": paused.map(|h| json!({"checkpoint": h.id, "tables": h.tables})),
             "ready": self.ready,
             "tables": tables,
             "invalid": invalid,

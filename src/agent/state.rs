@@ -197,6 +197,12 @@ impl State {
         m
     }
 
+    /// Every readable object, for mapping kernel state back to specs
+    /// (`/status` origins).
+    pub fn objects(&self) -> impl Iterator<Item = &RouteConfiguration> {
+        self.objects.values().filter_map(|e| e.typed.as_ref().ok())
+    }
+
     /// The table an object's spec produced, if valid.
     pub fn table_of(&self, key: &str) -> Option<&Table> {
         self.desired.tables.iter().find(|t| t.owner == key)

@@ -22,6 +22,7 @@ const AGENT_FLAGS: &[Spec] = &[
     Spec::value("metrics-addr"),
     Spec::value("resync"),
     Spec::value("watch-timeout"),
+    Spec::value("checkpoint-dir"),
 ];
 
 pub const RUN_HELP: &str = "\
@@ -54,6 +55,10 @@ Behaviour:
                                give each agent sharing a network namespace
                                its own value
       --rt-tables PATH|none    table-name file (default /etc/iproute2/rt_tables)
+      --checkpoint-dir DIR     where `apply --confirm` keeps its checkpoint
+                               (default $ROUTECFG_CHECKPOINT_DIR, else
+                               /run/routecfg): while one with this agent's
+                               mark is pending, its tables are left alone
 
 `once` exits 0 only if every selected object is applied.
 SIGTERM/SIGINT stop `run` at once; routes stay in place.
@@ -121,6 +126,7 @@ fn options(args: &Args) -> Result<Options, String> {
         protocol: kernel.protocol,
         rt_tables: kernel.rt_tables,
         watch_timeout: args.number::<u32>("watch-timeout")?.unwrap_or(300).max(1),
+        checkpoint_dir: super::checkpoint::dir(args),
     })
 }
 
@@ -154,7 +160,7 @@ pub fn status(argv: &[String]) -> i32 {
         Ok(a) => a,
         Err(e) => return super::usage(&e, STATUS_HELP),
     };
-    let addr = args.value("metrics-addr").unwrap_or("127.0.0.1:8114");
+    let addr = args.value("metrics-addr").unwrap_or(DEFAULT_STATUS_ADDR);
     let body = match fetch_status(addr) {
         Ok(b) => b,
         Err(e) => return super::fatal(&format!("asking the agent at {addr}: {e}")),
@@ -171,7 +177,11 @@ pub fn status(argv: &[String]) -> i32 {
     0
 }
 
-fn fetch_status(addr: &str) -> Result<String, String> {
+/// Where `status` and `explain` find the agent by default.
+pub const DEFAULT_STATUS_ADDR: &str = "127.0.0.1:8114";
+
+/// `GET /status` from the agent at `addr`.
+pub fn fetch_status(addr: &str) -> Result<String, String> {
     let sock: std::net::SocketAddr = addr.parse().map_err(|_| "expected IP:PORT".to_string())?;
     let mut s =
         TcpStream::connect_timeout(&sock, Duration::from_secs(2)).map_err(|e| e.to_string())?;
@@ -221,6 +231,16 @@ fn render_status(v: &serde_json::Value) -> String {
         {
             let _ = writeln!(out, "    {}", line.as_str().unwrap_or(""));
         }
+    }
+    if let Some(p) = v["paused"].as_object() {
+        let _ = writeln!(
+            out,
+            "paused: checkpoint {} pending (`routecfg confirm` / `routecfg rollback`); {} table(s) on trial left alone",
+            p.get("checkpoint").and_then(|c| c.as_str()).unwrap_or("?"),
+            p.get("tables")
+                .and_then(|t| t.as_array())
+                .map_or(0, Vec::len)
+        );
     }
     for e in v["invalid"].as_array().into_iter().flatten() {
         let _ = writeln!(out, "invalid: {}", e.as_str().unwrap_or(""));

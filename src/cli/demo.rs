@@ -5,9 +5,10 @@
 
 use super::args::{Args, Spec};
 use super::common::Output;
-use crate::demo::lookups::{self, Answer};
+use crate::demo::lookups;
 use crate::demo::{netns, seed, show, topology};
 use crate::engine::{Engine, Report, Scope};
+use crate::explain::{self, Decider, Explanation, origin};
 use crate::kernel::{KernelError, RouteFilter};
 use crate::model::desired::{self, Desired};
 use crate::routing::{DEFAULT_PROTOCOL, Rule};
@@ -70,6 +71,11 @@ struct LookupOut {
     via: Option<String>,
     dev: Option<String>,
     error: Option<String>,
+    /// Who decided, as `routecfg explain` says it.
+    decided: String,
+    object: Option<String>,
+    rule: Option<String>,
+    route: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -141,7 +147,21 @@ pub fn demo(argv: &[String]) -> i32 {
         Err(e) => return kernel_failure("reading the result back", &e),
     };
     let names = table_names(&desired);
-    let answers = lookups::ask(engine.netlink(), lookups::queries());
+    let origins = origin::build(&objects, &desired.tables);
+    let name = |id: u32| names.get(&id).cloned();
+    let mut answers = Vec::new();
+    for query in lookups::queries() {
+        match explain::ask(
+            engine.netlink(),
+            &query.flow(),
+            &origins,
+            DEFAULT_PROTOCOL,
+            &name,
+        ) {
+            Ok(e) => answers.push((query.label, e)),
+            Err(e) => return kernel_failure("asking where traffic goes", &e),
+        }
+    }
     let out = DemoOut {
         namespace: entered.to_string(),
         links: topology::LINKS
@@ -159,9 +179,12 @@ pub fn demo(argv: &[String]) -> i32 {
             && tables
                 .iter()
                 .all(|t| t.pending.is_empty() && t.errors.is_empty())
-            && answers.iter().all(|a| a.result.is_ok()),
+            && answers.iter().all(|(_, e)| e.decided_by != Decider::None),
         tables,
-        lookups: answers.iter().map(|a| lookup_out(a, &names)).collect(),
+        lookups: answers
+            .iter()
+            .map(|(label, e)| lookup_out(label, e))
+            .collect(),
         warnings: desired
             .warnings
             .iter()
@@ -250,25 +273,19 @@ fn table_names(desired: &Desired) -> BTreeMap<u32, String> {
         .collect()
 }
 
-fn lookup_out(answer: &Answer, names: &BTreeMap<u32, String>) -> LookupOut {
-    let name = |id: u32| names.get(&id).cloned().unwrap_or_else(|| id.to_string());
-    let (table, via, dev, error) = match &answer.result {
-        Ok(got) => (
-            Some(name(got.table)),
-            got.gateway.map(|g| g.to_string()),
-            got.dev.clone(),
-            None,
-        ),
-        Err(e) => (None, None, None, Some(e.clone())),
-    };
+fn lookup_out(label: &'static str, e: &Explanation) -> LookupOut {
     LookupOut {
-        label: answer.query.label,
-        query: answer.query.words(),
-        answer: lookups::render(answer, &name),
-        table,
-        via,
-        dev,
-        error,
+        label,
+        query: e.query.clone(),
+        answer: e.answer.clone(),
+        table: e.table.clone(),
+        via: e.via.map(|g| g.to_string()),
+        dev: e.dev.clone(),
+        error: (e.decided_by == Decider::None).then(|| e.answer.clone()),
+        decided: e.summary.clone(),
+        object: e.object.clone(),
+        rule: e.rule.clone(),
+        route: e.route.clone(),
     }
 }
 
@@ -337,11 +354,12 @@ fn text_report(out: &DemoOut) -> String {
     s.push('\n');
     let _ = writeln!(
         s,
-        "What traffic takes (the kernel's answers to `ip route get`):"
+        "What traffic takes (the kernel's answers to `ip route get`, explained as `routecfg explain` does):"
     );
     for l in &out.lookups {
         let _ = writeln!(s, "  {}", l.label);
         let _ = writeln!(s, "    {}", l.answer);
+        let _ = writeln!(s, "      decided by {}", l.decided);
     }
     s.push('\n');
     let _ = writeln!(

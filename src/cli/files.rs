@@ -18,6 +18,9 @@ const INPUT_FLAGS: &[Spec] = &[
     Spec::switch("prune"),
 ];
 
+/// `apply`'s own: the trial mode.
+const CONFIRM_FLAGS: &[Spec] = &[Spec::value("confirm"), Spec::value("checkpoint-dir")];
+
 pub const APPLY_HELP: &str = "\
 Usage: routecfg apply -f PATH [-f PATH...] [options]
 
@@ -33,13 +36,23 @@ Makes this host's policy routing match the RouteConfigurations in PATH
       --rt-tables PATH   iproute2 table-name file to keep in sync
                          (default /etc/iproute2/rt_tables; `none` disables)
   -o, --output FORMAT    text (default) or json
+      --confirm SECONDS  trial: save a checkpoint of every rule and route
+                         the apply could change, apply, then wait; unless
+                         `routecfg confirm` runs within SECONDS (from any
+                         shell), the checkpoint is restored exactly, even
+                         if this process or its session is gone
+      --checkpoint-dir DIR  where the checkpoint lives (default
+                         $ROUTECFG_CHECKPOINT_DIR, else /run/routecfg)
 
-Exit status: 0 when every object is applied, 1 when some object is
-invalid or has pending routes, 2 on usage or system errors.
+Exit status: 0 when every object is applied (with --confirm: and the
+trial confirmed), 1 when some object is invalid or has pending routes
+(with --confirm: or the trial was rolled back), 2 on usage or system
+errors (with --confirm: another checkpoint pending, rollback failed).
 ";
 
 pub const DIFF_HELP: &str = "\
 Usage: routecfg diff -f PATH [-f PATH...] [options]
+       routecfg diff --checkpoint [--checkpoint-dir DIR] [-o json]
 
 Prints, as `ip rule`/`ip route` commands, what `apply` would change,
 without changing anything.
@@ -49,8 +62,10 @@ without changing anything.
       --prune            include removal of tables the input does not name
       --protocol N       ownership mark (rtm_protocol), default 114
   -o, --output FORMAT    text (default) or json
+      --checkpoint       show what `routecfg rollback` would change
 
-Exit status: 0 in sync, 1 changes pending, 2 on errors.
+Exit status: 0 in sync, 1 changes pending, 2 on errors (with
+--checkpoint: also when no checkpoint is pending).
 ";
 
 pub const CLEANUP_HELP: &str = "\
@@ -248,11 +263,13 @@ struct Prepared {
     load_errors: Vec<String>,
     scope: Scope,
     engine: Engine,
+    args: Args,
 }
 
 /// Parses flags and input; on failure returns the exit status to use.
-fn prepare(argv: &[String], help: &str) -> Result<Prepared, i32> {
-    let args = match Args::parse(argv, &specs(INPUT_FLAGS, KERNEL_FLAGS)) {
+fn prepare(argv: &[String], own: &[Spec], help: &str) -> Result<Prepared, i32> {
+    let flags = specs(&specs(INPUT_FLAGS, own), KERNEL_FLAGS);
+    let args = match Args::parse(argv, &flags) {
         Ok(a) if a.has("help") => return Err(super::help(help)),
         Ok(a) => a,
         Err(e) => return Err(super::usage(&e, help)),
@@ -272,6 +289,7 @@ fn prepare(argv: &[String], help: &str) -> Result<Prepared, i32> {
         load_errors,
         scope,
         engine,
+        args,
     })
 }
 
@@ -282,9 +300,23 @@ pub fn apply(argv: &[String]) -> i32 {
         load_errors,
         scope,
         mut engine,
-    } = match prepare(argv, APPLY_HELP) {
+        args,
+    } = match prepare(argv, CONFIRM_FLAGS, APPLY_HELP) {
         Ok(p) => p,
         Err(code) => return code,
+    };
+    let trial = match args.number::<u64>("confirm") {
+        Ok(None) => None,
+        Ok(Some(0)) => return super::usage("--confirm 0: give at least one second", APPLY_HELP),
+        Ok(Some(secs)) => {
+            let ids: Vec<u32> = desired.tables.iter().map(|t| t.id).collect();
+            let dir = super::checkpoint::dir(&args);
+            match super::checkpoint::begin(&mut engine, &dir, &ids, opts.protocol, secs) {
+                Ok(t) => Some(t),
+                Err(code) => return code,
+            }
+        }
+        Err(e) => return super::usage(&e, APPLY_HELP),
     };
     // `Engine::apply` in two steps, so that the desired routes can be
     // freed in between: the plan holds copies of those to write, and the
@@ -302,21 +334,32 @@ pub fn apply(argv: &[String]) -> i32 {
     let rt_result = sync_rt_tables(&opts, &desired, &report);
     let out = summarize(&desired, load_errors, &report);
     print_apply(&out, opts.output);
-    if let Err(e) = rt_result {
-        eprintln!("routecfg: {e}");
-        return 1;
+    let code = match rt_result {
+        Err(e) => {
+            eprintln!("routecfg: {e}");
+            1
+        }
+        Ok(()) if out.ok => 0,
+        Ok(()) => 1,
+    };
+    match trial {
+        Some(t) => super::checkpoint::wait(&t, code),
+        None => code,
     }
-    if out.ok { 0 } else { 1 }
 }
 
 pub fn diff(argv: &[String]) -> i32 {
+    if argv.iter().any(|a| a == "--checkpoint") {
+        return super::checkpoint::diff(argv);
+    }
     let Prepared {
         opts,
         desired,
         load_errors,
         scope,
         mut engine,
-    } = match prepare(argv, DIFF_HELP) {
+        ..
+    } = match prepare(argv, &[], DIFF_HELP) {
         Ok(p) => p,
         Err(code) => return code,
     };

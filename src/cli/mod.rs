@@ -3,9 +3,11 @@
 
 mod agent;
 mod args;
+mod checkpoint;
 mod common;
 mod crd;
 mod demo;
+mod explain;
 mod files;
 
 use crate::table_id::table_id;
@@ -21,6 +23,10 @@ Commands:
   status            ask the running agent what it manages
   apply -f PATH     apply RouteConfigurations from files, then exit
   diff -f PATH      show what apply would change (exit 1 when out of sync)
+  apply --confirm S apply on trial: rolled back after S seconds unless confirmed
+  confirm           keep the pending trial (`apply --confirm`)
+  rollback          restore the pending trial's checkpoint now
+  explain DST ...   where a packet goes, and which object, rule and route
   cleanup           remove everything carrying routecfg's mark
   table-id NAME...  print the kernel table id of each table name
   demo              try it: the docs' Rome gateway in a private namespace
@@ -46,6 +52,10 @@ pub fn main(argv: &[String]) -> i32 {
         "run" => agent::agent(rest, true),
         "once" => agent::agent(rest, false),
         "status" => agent::status(rest),
+        "explain" => explain::explain(rest),
+        "confirm" => checkpoint::confirm(rest),
+        "rollback" => checkpoint::rollback(rest),
+        "checkpoint-timer" => checkpoint::timer(rest),
         "help" | "--help" | "-h" => help(HELP),
         "--version" | "version" => {
             println!("routecfg {}", env!("CARGO_PKG_VERSION"));

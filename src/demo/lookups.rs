@@ -1,12 +1,13 @@
-//! Sample traffic for the demo: what the kernel does with packets the Rome
-//! gateway really sees, asked with `route get` after the apply.
+//! Sample traffic for the demo: packets the Rome gateway really sees,
+//! explained with [`crate::explain`] (the code of `routecfg explain`)
+//! after the apply.
 //!
 //! Traffic from Milan arrives on `liqo-tunnel`; traffic from Rome's nodes
 //! towards Milan arrives on a node's Geneve interface. Sources are ordinary
 //! addresses of those sides (the rules select on iif, dst and fwmark only;
 //! the source just has to be a plausible unicast address).
 
-use crate::kernel::{Netlink, RouteGet};
+use crate::explain::Flow;
 use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -92,54 +93,17 @@ pub fn queries() -> Vec<Query> {
     ]
 }
 
-/// A question and the kernel's answer (or its refusal, as text).
-#[derive(Clone, Debug)]
-pub struct Answer {
-    pub query: Query,
-    pub result: Result<RouteGet, String>,
-}
-
-/// Asks the kernel every question; a refused lookup is an answer too.
-pub fn ask(netlink: &mut Netlink, queries: Vec<Query>) -> Vec<Answer> {
-    queries
-        .into_iter()
-        .map(|query| {
-            let result = netlink
-                .route_get(query.dst, query.src, query.iif, query.fwmark)
-                .map_err(|e| e.to_string());
-            Answer { query, result }
-        })
-        .collect()
-}
-
-/// The answer in `ip route get` words, with `table` named by `names`:
-/// `10.200.1.3 from 10.61.0.5 via 10.80.0.2 dev liqo.zgdhd2x5fc table
-/// rome-worker iif liqo-tunnel`.
-pub fn render(answer: &Answer, names: &impl Fn(u32) -> String) -> String {
-    let q = &answer.query;
-    let got = match &answer.result {
-        Ok(got) => got,
-        // The kernel error already names the query in `ip` words.
-        Err(e) => return e.clone(),
-    };
-    let mut s = q.dst.to_string();
-    if let Some(src) = q.src {
-        let _ = write!(s, " from {src}");
+impl Query {
+    /// The question as a flow for [`crate::explain`].
+    pub fn flow(&self) -> Flow {
+        Flow {
+            dst: Some(self.dst),
+            src: self.src,
+            iif: self.iif.map(String::from),
+            oif: None,
+            mark: self.fwmark,
+        }
     }
-    if let Some(gw) = got.gateway {
-        let _ = write!(s, " via {gw}");
-    }
-    if let Some(dev) = &got.dev {
-        let _ = write!(s, " dev {dev}");
-    }
-    let _ = write!(s, " table {}", names(got.table));
-    if let Some(iif) = q.iif {
-        let _ = write!(s, " iif {iif}");
-    }
-    if let Some(mark) = q.fwmark {
-        let _ = write!(s, " mark {mark:#x}");
-    }
-    s
 }
 
 #[cfg(test)]
@@ -147,35 +111,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_like_ip_route_get() {
-        let q = queries().remove(0);
-        let answer = Answer {
-            query: q,
-            result: Ok(RouteGet {
-                table: 7,
-                gateway: Some(IpAddr::V4(Ipv4Addr::new(10, 80, 0, 2))),
-                dev: Some("liqo.zgdhd2x5fc".into()),
-                prefsrc: None,
-            }),
-        };
-        let names = |id: u32| {
-            if id == 7 {
-                "rome-worker".into()
-            } else {
-                id.to_string()
-            }
-        };
+    fn questions_read_like_ip_route_get() {
+        let q = queries().remove(4);
         assert_eq!(
-            render(&answer, &names),
-            "10.200.1.3 from 10.61.0.5 via 10.80.0.2 dev liqo.zgdhd2x5fc table rome-worker iif liqo-tunnel"
+            q.words(),
+            "10.70.0.0 from 10.61.0.5 iif liqo-tunnel mark 0x2"
         );
-        let refused = Answer {
-            query: queries().remove(4),
-            result: Err("route get 10.70.0.0 mark 0x2: EHOSTUNREACH".into()),
-        };
-        assert_eq!(
-            render(&refused, &names),
-            "route get 10.70.0.0 mark 0x2: EHOSTUNREACH"
-        );
+        assert_eq!(q.flow().words(), q.words());
     }
 }

@@ -20,5 +20,5 @@ pub use error::{ErrorKind, KernelError, errno_name};
 pub use link_msg::Link;
 pub use monitor::{Event, Monitor};
 pub use netlink::Netlink;
-pub use route_msg::{RouteFilter, RouteGet};
+pub use route_msg::{RouteFilter, RouteGet, RouteMatch};
 pub use words::{RouteWords, RuleWords, op_words};

@@ -4,7 +4,7 @@
 use super::error::KernelError;
 use super::link_msg::{self, Link, LinkCache, RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK};
 use super::route_msg::{
-    self, Parsed, RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE, RouteFilter, RouteGet,
+    self, Parsed, RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE, RouteFilter, RouteGet, RouteMatch,
 };
 use super::rule_msg::{self, RTM_DELRULE, RTM_GETRULE, RTM_NEWRULE};
 use super::socket::{Batch, Conn, DumpEnd, Msg, push_message};
@@ -183,6 +183,59 @@ impl Netlink {
         let mut answer = None;
         self.conn.query(RTM_GETROUTE, &request, &ctx, |m| {
             let parsed = route_msg::parse_get_reply(m.payload).map_err(|e| {
+                KernelError::protocol(ctx.as_str(), format!("unreadable answer: {e}"))
+            })?;
+            answer = Some(parsed);
+            Ok(())
+        })?;
+        let (mut got, oif) =
+            answer.ok_or_else(|| KernelError::protocol(ctx.as_str(), "no answer"))?;
+        if let Some(i) = oif {
+            if self.links.name(i).is_none() {
+                self.links()?;
+            }
+            got.dev = self.links.name(i).map(str::to_string);
+        }
+        Ok(got)
+    }
+
+    /// `ip route get fibmatch DST [from SRC] [iif IIF] [oif OIF] [mark M]`:
+    /// the routing entry itself (prefix, table, type) that the kernel's
+    /// own lookup, rules included, ends in. With `iif` the kernel
+    /// simulates forwarding, which needs forwarding enabled.
+    pub fn route_match(
+        &mut self,
+        dst: IpAddr,
+        src: Option<IpAddr>,
+        iif: Option<&str>,
+        oif: Option<&str>,
+        fwmark: Option<u32>,
+    ) -> Result<RouteMatch, KernelError> {
+        let mut ctx = format!("route get fibmatch {dst}");
+        if let Some(s) = src {
+            ctx.push_str(&format!(" from {s}"));
+        }
+        if let Some(i) = iif {
+            ctx.push_str(&format!(" iif {i}"));
+        }
+        if let Some(o) = oif {
+            ctx.push_str(&format!(" oif {o}"));
+        }
+        if let Some(m) = fwmark {
+            ctx.push_str(&format!(" mark {m:#x}"));
+        }
+        let iif_index = match iif {
+            Some(name) => Some(self.index_of(name, &ctx)?),
+            None => None,
+        };
+        let oif_index = match oif {
+            Some(name) => Some(self.index_of(name, &ctx)?),
+            None => None,
+        };
+        let request = route_msg::fib_match_request(dst, src, iif_index, oif_index, fwmark);
+        let mut answer = None;
+        self.conn.query(RTM_GETROUTE, &request, &ctx, |m| {
+            let parsed = route_msg::parse_match_reply(m.payload).map_err(|e| {
                 KernelError::protocol(ctx.as_str(), format!("unreadable answer: {e}"))
             })?;
             answer = Some(parsed);

@@ -141,6 +141,94 @@ pub(crate) fn get_request(
     msg
 }
 
+/// A `route get` with `RTM_F_FIB_MATCH`: the kernel answers with the
+/// routing entry the lookup matched (prefix, table, type, scope, protocol)
+/// instead of the resulting cached destination. `oif` is an ifindex.
+pub(crate) fn fib_match_request(
+    dst: IpAddr,
+    src: Option<IpAddr>,
+    iif: Option<u32>,
+    oif: Option<u32>,
+    fwmark: Option<u32>,
+) -> RouteMessage {
+    let mut msg = get_request(dst, src, iif, fwmark);
+    msg.header.flags |= RouteFlags::FibMatch;
+    if let Some(oif) = oif {
+        msg.attributes.push(RouteAttribute::Oif(oif));
+    }
+    msg
+}
+
+/// The routing entry a lookup matched, as `ip route get fibmatch` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteMatch {
+    pub table: u32,
+    pub dst: IpNet,
+    /// `unicast`, `local`, `blackhole`, `unreachable`, ... as `ip` names it.
+    pub kind: &'static str,
+    pub gateway: Option<IpAddr>,
+    pub dev: Option<String>,
+    pub scope: u8,
+    pub protocol: u8,
+    pub prefsrc: Option<IpAddr>,
+    pub metric: Option<u32>,
+}
+
+/// A fib-match answer, its device still an index.
+pub(crate) fn parse_match_reply(payload: &[u8]) -> Result<(RouteMatch, Option<u32>), DecodeError> {
+    let msg = RouteMessage::parse(payload)?;
+    let h = &msg.header;
+    let zero = match h.address_family {
+        AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    };
+    let mut dst = zero;
+    let mut got = RouteMatch {
+        table: table_of(&msg),
+        dst: IpNet::from(zero),
+        kind: kind_name(h.kind),
+        gateway: None,
+        dev: None,
+        scope: u8::from(h.scope),
+        protocol: u8::from(h.protocol),
+        prefsrc: None,
+        metric: None,
+    };
+    let mut oif = None;
+    for a in &msg.attributes {
+        match a {
+            RouteAttribute::Destination(d) => dst = address(d).unwrap_or(zero),
+            RouteAttribute::Gateway(g) => got.gateway = address(g),
+            RouteAttribute::Via(RouteVia::Inet(v)) => got.gateway = Some(IpAddr::V4(*v)),
+            RouteAttribute::Via(RouteVia::Inet6(v)) => got.gateway = Some(IpAddr::V6(*v)),
+            RouteAttribute::PrefSource(s) => got.prefsrc = address(s),
+            RouteAttribute::Oif(i) => oif = Some(*i),
+            RouteAttribute::Priority(m) => got.metric = Some(*m),
+            _ => {}
+        }
+    }
+    got.dst = IpNet::new(dst, h.destination_prefix_length)
+        .map_err(|_| DecodeError::from(format!("prefix length {}", h.destination_prefix_length)))?;
+    Ok((got, oif))
+}
+
+/// `ip`'s name of a route type.
+fn kind_name(kind: RouteType) -> &'static str {
+    match kind {
+        RouteType::Unicast => "unicast",
+        RouteType::Local => "local",
+        RouteType::Broadcast => "broadcast",
+        RouteType::Anycast => "anycast",
+        RouteType::Multicast => "multicast",
+        RouteType::BlackHole => "blackhole",
+        RouteType::Unreachable => "unreachable",
+        RouteType::Prohibit => "prohibit",
+        RouteType::Throw => "throw",
+        RouteType::Nat => "nat",
+        _ => "unknown",
+    }
+}
+
 fn address(a: &RouteAddress) -> Option<IpAddr> {
     match a {
         RouteAddress::Inet(v) => Some(IpAddr::V4(*v)),
