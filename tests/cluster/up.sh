@@ -29,7 +29,7 @@
 # its archive (default: target/image/routecfg.oci.tar if present).
 # Environment: ROUTECFG_CACHE (as setup-kube.sh), ROUTECFG_SA_MAX_EXPIRATION
 # (kube-apiserver --service-account-max-token-expiration, e.g. 1h).
-set -euo pipefail
+set -Eeuo pipefail
 
 say() { echo "cluster-up: $*" >&2; }
 die() {
@@ -101,8 +101,16 @@ record_pid() {
 wait_for() {
 	local what=$1 timeout=$2
 	shift 2
-	local deadline=$((SECONDS + timeout))
+	local deadline=$((SECONDS + timeout)) name pid start
 	until "$@" >/dev/null 2>&1; do
+		# Every process started so far must still run: fail at once, naming
+		# it, rather than at the timeout.
+		while read -r name pid start; do
+			if [[ $(awk '{print $22}' "/proc/$pid/stat" 2>/dev/null) != "$start" ]]; then
+				say "$name (pid $pid) exited while waiting for $what; see $DIR/logs/"
+				return 1
+			fi
+		done <"$DIR/pids"
 		if ((SECONDS > deadline)); then
 			say "timed out after ${timeout}s waiting for $what"
 			return 1
