@@ -1,4 +1,4 @@
-//! routecfg as users deploy it, on a real one-node Kubernetes 1.20 cluster
+//! routecfg as users deploy it, on a real two-node Kubernetes 1.20 cluster
 //! (tests/cluster/up.sh: etcd, kube-apiserver, kube-controller-manager,
 //! kube-scheduler, containerd + runc, kubelet, all in network namespaces of
 //! their own): `kubectl apply -f deploy/` exactly as shipped, the seed's
@@ -35,8 +35,9 @@ const NODE_TABLE: &str = "milan-node-gw";
 const FIXTURE: &str = "fixtures/rome/node/milan-node-gw.yaml";
 /// The node's end of its Geneve-like link to the gateway, as in the seed.
 const NODE_LINK: &str = "liqo.qvqc52kfnb";
+/// The gateway's end of node i's link is `liqo.node<i>`; node i's end
+/// holds 10.80.0.1<i>.
 const GATEWAY_LINK: &str = "liqo.node";
-const NODE_LINK_IP: &str = "10.80.0.11";
 /// The gateway's end (the seed's next hop) and a remote pod behind it.
 const GATEWAY_IP: &str = "10.80.0.3";
 const REMOTE_POD: &str = "10.61.0.1";
@@ -46,10 +47,13 @@ const PROTOCOL: u64 = 114;
 const ONLY_NET_ADMIN: &str = "0000000000001000";
 const WAIT: Duration = Duration::from_secs(180);
 
-/// Everything the checks share: the cluster, the node the agent programs,
-/// and the gateway namespace on the other end of its link.
+/// Everything the checks share: the two-node cluster, its nodes, and the
+/// gateway namespace on the other end of their links.
 struct Bed {
     cluster: Cluster,
+    /// rome-worker, then rome-control-plane.
+    nodes: Vec<Node>,
+    /// The first node (single-pod checks).
     node: Node,
     /// Held for its lifetime: the namespace is deleted on drop.
     _gateway: common::netns::Netns,
@@ -179,38 +183,42 @@ fn set_up() -> Bed {
     require_root();
     let archive = image_archive();
     let dir = std::env::temp_dir().join(format!("routecfg-cluster-{}", std::process::id()));
-    let cluster = Cluster::up(&dir, 1, &archive, &[("ROUTECFG_SA_MAX_EXPIRATION", "1h")]);
-    let node = cluster.nodes[0].clone();
+    let cluster = Cluster::up(&dir, 2, &archive, &[("ROUTECFG_SA_MAX_EXPIRATION", "1h")]);
+    let nodes = cluster.nodes.clone();
 
-    // The node's link to a gateway namespace, as in the seed: the node
-    // holds 10.80.0.11 without a prefix route, the gateway 10.80.0.3 and a
-    // remote pod; only the seed's table gives the node a path there.
+    // Each node's link to a gateway namespace, as in the seed: the node
+    // holds 10.80.0.1<i> without a prefix route, the gateway 10.80.0.3 and
+    // a remote pod; only the seed's table gives a node a path there.
     let gateway = common::netns::Netns::new("clgw");
-    gateway.ip(&[
-        "link",
-        "add",
-        GATEWAY_LINK,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        NODE_LINK,
-        "netns",
-        &node.netns,
-    ]);
-    gateway.ip(&["link", "set", GATEWAY_LINK, "up"]);
-    gateway.ip_line(&format!("addr add {GATEWAY_IP}/32 dev {GATEWAY_LINK}"));
     gateway.ip_line(&format!("addr add {REMOTE_POD}/32 dev lo"));
-    gateway.ip_line(&format!("route add {NODE_LINK_IP}/32 dev {GATEWAY_LINK}"));
-    node.ip(&["link", "set", NODE_LINK, "up"]);
-    node.ip(&[
-        "addr",
-        "add",
-        &format!("{NODE_LINK_IP}/32"),
-        "dev",
-        NODE_LINK,
-        "noprefixroute",
-    ]);
+    for (i, node) in nodes.iter().enumerate() {
+        let gw_link = format!("{GATEWAY_LINK}{}", i + 1);
+        let node_ip = format!("10.80.0.1{}", i + 1);
+        gateway.ip(&[
+            "link",
+            "add",
+            &gw_link,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            NODE_LINK,
+            "netns",
+            &node.netns,
+        ]);
+        gateway.ip(&["link", "set", &gw_link, "up"]);
+        gateway.ip_line(&format!("addr add {GATEWAY_IP}/32 dev {gw_link}"));
+        gateway.ip_line(&format!("route add {node_ip}/32 dev {gw_link}"));
+        node.ip(&["link", "set", NODE_LINK, "up"]);
+        node.ip(&[
+            "addr",
+            "add",
+            &format!("{node_ip}/32"),
+            "dev",
+            NODE_LINK,
+            "noprefixroute",
+        ]);
+    }
 
     // The manifests exactly as shipped: the image was imported into
     // containerd under the name they use.
@@ -230,7 +238,7 @@ fn set_up() -> Bed {
         &format!("ds/{DAEMONSET}"),
         "--timeout=180s",
     ]);
-    let reached_before_fixture = node.ping_once(REMOTE_POD);
+    let reached_before_fixture = nodes.iter().any(|n| n.ping_once(REMOTE_POD));
 
     cluster.kubectl(&[
         "wait",
@@ -244,12 +252,17 @@ fn set_up() -> Bed {
     );
     let fixture = common::shared_dir().join(FIXTURE);
     cluster.kubectl(&["apply", "-f", &fixture.to_string_lossy()]);
-    wait_for("the node to reach the remote pod", WAIT, || {
-        node.ping_once(REMOTE_POD).then_some(())
-    });
+    for node in &nodes {
+        wait_for(
+            &format!("{} to reach the remote pod", node.name),
+            WAIT,
+            || node.ping_once(REMOTE_POD).then_some(()),
+        );
+    }
     Bed {
         cluster,
-        node,
+        node: nodes[0].clone(),
+        nodes,
         _gateway: gateway,
         reached_before_fixture,
     }
@@ -272,16 +285,30 @@ fn pod_name(pod: &Value) -> &str {
     pod["metadata"]["name"].as_str().unwrap_or_default()
 }
 
-/// The single Ready fabric pod of the one-node cluster.
-fn ready_pod(c: &Cluster) -> Value {
-    wait_for("one Ready fabric pod", WAIT, || {
-        let pods = fabric_pods(c);
-        let live: Vec<&Value> = pods
-            .iter()
+/// One Ready fabric pod per node (and no other), once there are.
+fn ready_pods(bed: &Bed) -> Vec<Value> {
+    wait_for("one Ready fabric pod per node", WAIT, || {
+        let pods = fabric_pods(&bed.cluster);
+        let live: Vec<Value> = pods
+            .into_iter()
             .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
             .collect();
-        (live.len() == 1 && is_ready(live[0])).then(|| live[0].clone())
+        let complete = live.len() == bed.nodes.len()
+            && live.iter().all(is_ready)
+            && bed.nodes.iter().all(|n| {
+                live.iter()
+                    .any(|p| p["spec"]["nodeName"] == n.name.as_str())
+            });
+        complete.then_some(live)
     })
+}
+
+/// The Ready fabric pod on `node`.
+fn ready_pod(bed: &Bed, node: &Node) -> Value {
+    ready_pods(bed)
+        .into_iter()
+        .find(|p| p["spec"]["nodeName"] == node.name.as_str())
+        .unwrap_or_else(|| panic!("no fabric pod on {}", node.name))
 }
 
 /// `Key:\tvalue` from /proc/PID/status.
@@ -295,10 +322,15 @@ fn proc_status(pid: u32, key: &str) -> String {
 }
 
 fn pods_ready_with_the_shipped_security_context(bed: &Bed) {
+    for node in &bed.nodes {
+        pod_has_the_shipped_security_context(bed, node);
+    }
+}
+
+fn pod_has_the_shipped_security_context(bed: &Bed, node: &Node) {
     let c = &bed.cluster;
-    let pod = ready_pod(c);
+    let pod = ready_pod(bed, node);
     let name = pod_name(&pod);
-    assert_eq!(pod["spec"]["nodeName"], bed.node.name.as_str(), "{name}");
     let status = &pod["status"]["containerStatuses"][0];
     assert_eq!(status["ready"], true, "{name}: {status}");
     assert_eq!(
@@ -306,7 +338,7 @@ fn pods_ready_with_the_shipped_security_context(bed: &Bed) {
         "{name} restarted (liveness probe?): {status}"
     );
     let pid = c.container_pid(
-        &bed.node.name,
+        &node.name,
         status["containerID"].as_str().unwrap_or_default(),
     );
 
@@ -343,9 +375,9 @@ fn pods_ready_with_the_shipped_security_context(bed: &Bed) {
     };
     assert_eq!(
         ino(&format!("/proc/{pid}/ns/net")),
-        ino(&format!("/run/netns/{}", bed.node.netns)),
+        ino(&format!("/run/netns/{}", node.netns)),
         "{name} is not in node {}'s network namespace",
-        bed.node.name
+        node.name
     );
     let readyz = c.kubectl(&[
         "get",
@@ -362,7 +394,7 @@ fn pods_ready_with_the_shipped_security_context(bed: &Bed) {
         .map(|v| String::from_utf8_lossy(v).into_owned())
         .collect();
     for want in [
-        format!("NODE_NAME={}", bed.node.name),
+        format!("NODE_NAME={}", node.name),
         format!("POD_NAME={name}"),
     ] {
         assert!(env.contains(&want), "{name}: {want} not in {env:?}");
@@ -377,10 +409,16 @@ fn number(v: &Value) -> Option<u64> {
 fn node_gets_seed_tables_and_traffic_flows(bed: &Bed) {
     assert!(
         !bed.reached_before_fixture,
-        "the node reached {REMOTE_POD} before the fixture existed: the check proves nothing"
+        "a node reached {REMOTE_POD} before the fixture existed: the check proves nothing"
     );
+    for node in &bed.nodes {
+        node_has_seed_tables_and_traffic(node);
+    }
+}
+
+fn node_has_seed_tables_and_traffic(node: &Node) {
     let table = u64::from(table_id(NODE_TABLE));
-    let rules = bed.node.ip_json(&["rule", "show"]);
+    let rules = node.ip_json(&["rule", "show"]);
     let ours: Vec<&Value> = rules
         .iter()
         .filter(|r| number(&r["table"]) == Some(table))
@@ -388,11 +426,10 @@ fn node_gets_seed_tables_and_traffic_flows(bed: &Bed) {
     assert_eq!(
         ours.len(),
         3,
-        "rules for table {NODE_TABLE} ({table}): {rules:?}"
+        "{}: rules for table {NODE_TABLE} ({table}): {rules:?}",
+        node.name
     );
-    let routes = bed
-        .node
-        .ip_json(&["route", "show", "table", &table.to_string()]);
+    let routes = node.ip_json(&["route", "show", "table", &table.to_string()]);
     let dsts: Vec<&str> = routes.iter().filter_map(|r| r["dst"].as_str()).collect();
     for want in ["10.80.0.3", "10.61.0.0/16", "10.62.0.0/16"] {
         assert!(dsts.contains(&want), "table {NODE_TABLE}: {routes:?}");
@@ -403,25 +440,29 @@ fn node_gets_seed_tables_and_traffic_flows(bed: &Bed) {
             "route without routecfg's mark: {r}"
         );
     }
-    assert!(bed.node.ping_once(REMOTE_POD), "{REMOTE_POD} unreachable");
-}
-
-fn kubectl_logs_show_agent_logs(bed: &Bed) {
-    let pod = ready_pod(&bed.cluster);
-    let logs = bed
-        .cluster
-        .kubectl(&["-n", NAMESPACE, "logs", pod_name(&pod)]);
-    // The agent's line for applying the seed's table to this node.
-    let want = format!("liqo-tenant-milan/{NODE_TABLE}: table {NODE_TABLE} (");
     assert!(
-        logs.lines()
-            .any(|l| l.contains(&want) && l.contains("change(s)")),
-        "no '{want}... change(s)' line in kubectl logs:\n{logs}"
+        node.ping_once(REMOTE_POD),
+        "{REMOTE_POD} unreachable from {}",
+        node.name
     );
 }
 
+fn kubectl_logs_show_agent_logs(bed: &Bed) {
+    for pod in ready_pods(bed) {
+        let name = pod_name(&pod);
+        let logs = bed.cluster.kubectl(&["-n", NAMESPACE, "logs", name]);
+        // The agent's line for applying the seed's table to its node.
+        let want = format!("liqo-tenant-milan/{NODE_TABLE}: table {NODE_TABLE} (");
+        assert!(
+            logs.lines()
+                .any(|l| l.contains(&want) && l.contains("change(s)")),
+            "{name}: no '{want}... change(s)' line in kubectl logs:\n{logs}"
+        );
+    }
+}
+
 fn metrics_pass_promtool_check(bed: &Bed) {
-    let pod = ready_pod(&bed.cluster);
+    let pod = ready_pod(bed, &bed.node);
     let metrics = bed.cluster.kubectl(&[
         "get",
         "--raw",
@@ -563,7 +604,7 @@ fn write_token(c: &Cluster, node: &str, pod_uid: &str, token: &str, tag: &str) {
 
 fn service_account_token_is_projected_and_rotates(bed: &Bed) {
     let c = &bed.cluster;
-    let pod = ready_pod(c);
+    let pod = ready_pod(bed, &bed.node);
     let name = pod_name(&pod).to_string();
     let uid = pod["metadata"]["uid"]
         .as_str()
@@ -753,12 +794,22 @@ impl Pinger {
 
 fn rolling_update_loses_no_pings(bed: &Bed) {
     let c = &bed.cluster;
-    let before = ready_pod(c);
-    let old_uid = before["metadata"]["uid"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let pinger = Pinger::start(&bed.node, REMOTE_POD);
+    let uids = |pods: &[Value]| -> Vec<String> {
+        pods.iter()
+            .map(|p| {
+                p["metadata"]["uid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    };
+    let old_uids = uids(&ready_pods(bed));
+    let pingers: Vec<(String, Pinger)> = bed
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), Pinger::start(n, REMOTE_POD)))
+        .collect();
     std::thread::sleep(Duration::from_secs(1));
     let patch = json!({"spec": {"template": {"metadata": {"annotations": {
         "routecfg.test/rollout": format!("{}", std::process::id())
@@ -781,31 +832,40 @@ fn rolling_update_loses_no_pings(bed: &Bed) {
         &format!("ds/{DAEMONSET}"),
         "--timeout=180s",
     ]);
-    let after = ready_pod(c);
+    let new_uids = uids(&ready_pods(bed));
     std::thread::sleep(Duration::from_secs(1));
-    let (sent, received) = pinger.stop();
-    assert_ne!(
-        after["metadata"]["uid"], old_uid,
-        "the pod was not replaced by the rollout"
-    );
-    assert!(sent > 100, "only {sent} pings sent during the rollout");
-    assert_eq!(
-        received,
-        sent,
-        "{} of {sent} pings lost during the rollout",
-        sent - received
+    for (node, pinger) in pingers {
+        let (sent, received) = pinger.stop();
+        assert!(
+            sent > 100,
+            "{node}: only {sent} pings sent during the rollout"
+        );
+        assert_eq!(
+            received,
+            sent,
+            "{node}: {} of {sent} pings lost during the rollout",
+            sent - received
+        );
+    }
+    assert!(
+        new_uids.iter().all(|u| !old_uids.contains(u)),
+        "not every pod was replaced by the rollout: {old_uids:?} -> {new_uids:?}"
     );
 }
 
 fn deleting_daemonset_keeps_routes_cleanup_job_removes_them(bed: &Bed) {
     let c = &bed.cluster;
     let table = table_id(NODE_TABLE).to_string();
-    let pod = ready_pod(c);
-    let status = &pod["status"]["containerStatuses"][0];
-    let pid = c.container_pid(
-        &bed.node.name,
-        status["containerID"].as_str().unwrap_or_default(),
-    );
+    let pids: Vec<u32> = ready_pods(bed)
+        .iter()
+        .map(|pod| {
+            let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
+            let id = pod["status"]["containerStatuses"][0]["containerID"]
+                .as_str()
+                .unwrap_or_default();
+            c.container_pid(node, id)
+        })
+        .collect();
     c.kubectl(&[
         "-n",
         NAMESPACE,
@@ -818,19 +878,26 @@ fn deleting_daemonset_keeps_routes_cleanup_job_removes_them(bed: &Bed) {
     wait_for("the fabric pods to be gone", WAIT, || {
         fabric_pods(c).is_empty().then_some(())
     });
-    wait_for("the agent process to exit", WAIT, || {
-        (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    wait_for("the agent processes to exit", WAIT, || {
+        pids.iter()
+            .all(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+            .then_some(())
     });
-    assert!(
-        !bed.node.ip(&["route", "show", "table", &table]).is_empty(),
-        "table {NODE_TABLE} emptied when the DaemonSet went away"
-    );
-    assert!(
-        bed.node.ping_once(REMOTE_POD),
-        "{REMOTE_POD} unreachable after the DaemonSet was deleted"
-    );
+    for node in &bed.nodes {
+        assert!(
+            !node.ip(&["route", "show", "table", &table]).is_empty(),
+            "{}: table {NODE_TABLE} emptied when the DaemonSet went away",
+            node.name
+        );
+        assert!(
+            node.ping_once(REMOTE_POD),
+            "{REMOTE_POD} unreachable from {} after the DaemonSet was deleted",
+            node.name
+        );
+    }
 
-    // deploy/examples/job-once.yaml, running `cleanup` on this node.
+    // deploy/examples/job-once.yaml, running `cleanup` on the first node
+    // only: the other keeps its routes.
     let text = std::fs::read_to_string(repo().join("deploy/examples/job-once.yaml"))
         .unwrap_or_else(|e| panic!("job-once.yaml: {e}"));
     let mut job: Value =
@@ -868,4 +935,18 @@ fn deleting_daemonset_keeps_routes_cleanup_job_removes_them(bed: &Bed) {
     );
     let logs = c.kubectl(&["-n", NAMESPACE, "logs", "job/routecfg-cleanup"]);
     assert!(!logs.trim().is_empty(), "cleanup Job printed nothing");
+    for other in bed.nodes.iter().filter(|n| n.name != bed.node.name) {
+        assert!(
+            !other.ip(&["route", "show", "table", &table]).is_empty(),
+            "{}: table {NODE_TABLE} removed by a cleanup Job meant for {}",
+            other.name,
+            bed.node.name
+        );
+        assert!(
+            other.ping_once(REMOTE_POD),
+            "{REMOTE_POD} unreachable from {} after {}'s cleanup",
+            other.name,
+            bed.node.name
+        );
+    }
 }
