@@ -205,6 +205,25 @@ expect_ok "category liqo lists them" k get liqo -A
 expect_ok "IPv6 rule, route, gateway and source" dry_run_stdin "$(rc v6 '{name: v6, rules: [{dst: "fd00::/64", src: "fd01::/64", iif: eth0, routes: [{dst: "fd02::/64", gw: "fe80::1", src: "fd00::2", dev: eth0, onlink: true, scope: link}]}]}')"
 expect_ok "fwmark/priority at 0 and 2^32-1, 15-byte names, targetRefs" dry_run_stdin "$(rc lim '{name: lim, targetRef: {kind: Node, name: n1}, rules: [{fwmark: 4294967295, priority: 0, oif: abcdefghijklmno, targetRef: {kind: InternalNode, name: n1}, routes: [{dst: 10.0.0.0/8, scope: nowhere, targetRef: {kind: Pod, name: p, namespace: liqo, uid: u}}]}, {fwmark: 0, priority: 4294967295, routes: [{dst: 0.0.0.0/0, gw: 10.0.0.1}]}]}')"
 
+# --- schema: ECMP next hops (upstream's nextHops) -------------------------------
+expect_ok "nextHops: IPv4 with weights 0 and 255, duplicates, a route-level dev" dry_run_stdin "$(rc ecmp1 '{name: ecmp1, rules: [{routes: [{dst: 10.8.0.0/16, dev: ignored0, nextHops: [{gw: 10.1.0.2, dev: a0}, {gw: 10.1.0.2, dev: a0, weight: 0}, {gw: 10.2.0.2, dev: a1, weight: 255}]}]}]}')"
+expect_ok "nextHops: IPv6, one next hop" dry_run_stdin "$(rc ecmp2 '{name: ecmp2, rules: [{routes: [{dst: "fd33::/64", nextHops: [{gw: "fd01::2", dev: a0}]}]}]}')"
+if out=$(k create -f - <<<"$(rc ecmp3 '{name: ecmp3, rules: [{routes: [{dst: 10.8.0.0/16, nextHops: [{gw: 10.1.0.2, dev: a0}, {gw: 10.2.0.2, dev: a1, weight: 4}]}]}]}')" 2>&1); then
+    hops=$(k get -n liqo rcfg ecmp3 -o json | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["spec"]["table"]["rules"][0]["routes"][0]["nextHops"], sort_keys=True))')
+    want='[{"dev": "a0", "gw": "10.1.0.2", "weight": 0}, {"dev": "a1", "gw": "10.2.0.2", "weight": 4}]'
+    if [ "$hops" = "$want" ]; then ok "nextHops stored, not pruned, weight defaulted to 0"; else bad "nextHops stored as $hops"; fi
+else
+    bad "nextHops object create: $out"
+fi
+expect_reject "nextHops and gw together" 'routes.*must not validate the schema' dry_run_stdin "$(rc ecmp4 '{name: t, rules: [{routes: [{dst: 10.8.0.0/16, gw: 10.1.0.1, nextHops: [{gw: 10.1.0.2, dev: a0}]}]}]}')"
+expect_reject "nextHops empty" 'nextHops' dry_run_stdin "$(rc ecmp5 '{name: t, rules: [{routes: [{dst: 10.8.0.0/16, nextHops: []}]}]}')"
+expect_reject "next hop without dev" 'nextHops.*dev' dry_run_stdin "$(rc ecmp6 '{name: t, rules: [{routes: [{dst: 10.8.0.0/16, nextHops: [{gw: 10.1.0.2}]}]}]}')"
+expect_reject "next hop without gw" 'nextHops.*gw' dry_run_stdin "$(rc ecmp7 '{name: t, rules: [{routes: [{dst: 10.8.0.0/16, nextHops: [{dev: a0}]}]}]}')"
+expect_reject "next hop weight 256" 'weight' dry_run_stdin "$(rc ecmp8 '{name: t, rules: [{routes: [{dst: 10.8.0.0/16, nextHops: [{gw: 10.1.0.2, dev: a0, weight: 256}]}]}]}')"
+expect_reject "next hop weight -1" 'weight' dry_run_stdin "$(rc ecmp9 '{name: t, rules: [{routes: [{dst: 10.8.0.0/16, nextHops: [{gw: 10.1.0.2, dev: a0, weight: -1}]}]}]}')"
+expect_reject "next hop gw not an IP" 'nextHops.*gw' dry_run_stdin "$(rc ecmp10 '{name: t, rules: [{routes: [{dst: 10.8.0.0/16, nextHops: [{gw: x, dev: a0}]}]}]}')"
+expect_reject "next hop dev over 15 bytes" 'nextHops.*dev' dry_run_stdin "$(rc ecmp11 '{name: t, rules: [{routes: [{dst: 10.8.0.0/16, nextHops: [{gw: 10.1.0.2, dev: abcdefghijklmnop}]}]}]}')"
+
 # --- schema: rejections -------------------------------------------------------
 expect_reject "rule dst not a CIDR" 'rules.*dst' dry_run_stdin "$(rc bad1 '{name: t, rules: [{dst: 10.0.0.0/33, routes: [{dst: 10.0.0.0/8}]}]}')"
 expect_reject "route dst not a CIDR" 'routes.*dst' dry_run_stdin "$(rc bad2 '{name: t, rules: [{routes: [{dst: 10.0.0.1}]}]}')"

@@ -309,7 +309,12 @@ fn the_rollback_happens_although_sighup_killed_the_apply() {
         "apply should have died of SIGHUP:\n{out}"
     );
     assert!(!bed.reachable(), "the cut should still be on trial");
-    wait("the timer to roll back", || !bed.pending());
+    // The timer claims pending.json before it restores, so wait for its
+    // log line, which it writes once the restore batch has run.
+    wait("the timer to roll back", || {
+        bed.timer_log().contains("rolled back (timeout)")
+    });
+    assert!(!bed.pending());
     assert!(bed.reachable(), "the management flow did not come back");
     assert_same(&before, &bed.host.state());
     assert!(

@@ -8,7 +8,7 @@
 
 use ipnet::IpNet;
 use routecfg::kernel::{ErrorKind, Event, KernelError, Monitor, Netlink, RouteFilter};
-use routecfg::routing::{DEFAULT_PROTOCOL, Family, Op, Route, Rule, Scope};
+use routecfg::routing::{DEFAULT_PROTOCOL, Family, NextHop, Op, Route, Rule, Scope};
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::net::IpAddr;
@@ -141,6 +141,7 @@ fn route(table: u32, dst: &str) -> Route {
         scope: Scope::Global,
         protocol: DEFAULT_PROTOCOL,
         metric: None,
+        nexthops: Default::default(),
     }
 }
 
@@ -290,6 +291,7 @@ fn route_dump_round_trips() {
             dev: Some("a0".into()),
             prefsrc: Some(ip("10.1.0.1")),
             metric: Some(20),
+            nexthops: Default::default(),
             ..route(table, "10.4.0.1/32")
         },
         // default route of the table
@@ -303,12 +305,14 @@ fn route_dump_round_trips() {
             gateway: Some(ip("fd01::2")),
             dev: Some("a0".into()),
             metric: Some(1024),
+            nexthops: Default::default(),
             ..route(table, "fd10::/64")
         },
         // IPv6 device only, explicit metric
         Route {
             dev: Some("a0".into()),
             metric: Some(7),
+            nexthops: Default::default(),
             ..route(table, "fd11::/48")
         },
     ];
@@ -934,7 +938,16 @@ fn hundred_thousand_routes() {
         eprintln!("dump: {n}-route table in {:?}", t.elapsed());
         assert_eq!(got.len(), n as usize);
 
-        let events = mon.read_events().expect("events");
+        // Each call reads at most a budget's worth; the overrun shows up
+        // once the backlog is read.
+        let mut events = Vec::new();
+        loop {
+            let batch = mon.read_events().expect("events");
+            if batch.is_empty() {
+                break;
+            }
+            events.extend(batch);
+        }
         assert!(
             events.contains(&Event::Overrun),
             "{} events, no overrun",
@@ -958,13 +971,20 @@ fn hundred_thousand_routes() {
 }
 
 #[test]
-fn multipath_route_reads_without_a_single_next_hop() {
+fn multipath_route_reads_with_its_next_hops() {
     let ns = Ns::new();
     let table = 8000;
     ns.run(|| {
         let mut nl = Netlink::open().expect("open");
         veth_pair(&mut nl);
-        ns.ip(&[
+        // A link made behind the cache's back: its next hop is named
+        // after the dump, from a fresh link list.
+        ns.ip(&["link", "add", "c0", "type", "veth", "peer", "name", "c1"]);
+        ns.ip(&["addr", "add", "10.3.0.1/24", "dev", "c0"]);
+        ns.ip(&["link", "set", "c0", "up"]);
+        ns.ip(&["link", "set", "c1", "up"]);
+        ns.exec(&[
+            "ip",
             "route",
             "add",
             "10.8.0.0/16",
@@ -974,12 +994,19 @@ fn multipath_route_reads_without_a_single_next_hop() {
             "114",
             "nexthop",
             "via",
-            "10.1.0.2",
+            "10.3.0.2",
             "dev",
-            "a0",
+            "c0",
             "nexthop",
             "via",
             "10.1.0.3",
+            "dev",
+            "a0",
+            "weight",
+            "3",
+            "nexthop",
+            "via",
+            "10.1.0.2",
             "dev",
             "a0",
         ]);
@@ -989,9 +1016,24 @@ fn multipath_route_reads_without_a_single_next_hop() {
                 protocol: None,
             })
             .expect("dump");
-        // `Route` holds one next hop: a multipath route comes back without
-        // one, so it never equals a desired route and gets replaced.
-        assert_eq!(got, vec![route(table, "10.8.0.0/16")]);
+        // No top-level gateway or device; next hops named and sorted, the
+        // weight as the API counts it (the kernel's minus one).
+        let hop = |gw: &str, dev: &str, weight: u8| NextHop {
+            gateway: Some(ip(gw)),
+            dev: Some(dev.into()),
+            weight,
+            onlink: false,
+        };
+        let multipath = Route {
+            nexthops: vec![
+                hop("10.1.0.2", "a0", 0),
+                hop("10.1.0.3", "a0", 2),
+                hop("10.3.0.2", "c0", 0),
+            ]
+            .into(),
+            ..route(table, "10.8.0.0/16")
+        };
+        assert_eq!(got, vec![multipath]);
         let single = Route {
             gateway: Some(ip("10.1.0.2")),
             dev: Some("a0".into()),
@@ -1034,6 +1076,7 @@ fn ipv6_routes_read_back_with_global_scope_and_metric_1024() {
             vec![Route {
                 scope: Scope::Global,
                 metric: Some(1024),
+                nexthops: Default::default(),
                 ..desired
             }]
         );

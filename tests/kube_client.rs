@@ -225,7 +225,7 @@ fn route_configurations_against_a_real_api_server() {
 
         // The admin kubeconfig (CA from a file path) works too.
         let admin = KubeConfig::from_kubeconfig_file(env.kubeconfig(), None).expect("kubeconfig");
-        let admin = Client::new(&admin).expect("admin client");
+        let mut admin = Client::new(&admin).expect("admin client");
         assert!(admin.get("liqo", "fabric-a").expect("admin get").is_some());
 
         // List: label selector across namespaces.

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub rules: u64,
     pub routes: u64,
     pub pending_routes: u64,
+    /// Writes (status, finalizer, Event) queued or in flight.
+    pub write_queue: u64,
     pub drift_repairs: u64,
     pub watch_restarts: u64,
     pub kernel_changes: u64,
@@ -109,6 +111,11 @@ impl Metrics {
             "routecfg_pending_routes",
             "Routes waiting for a link or a reachable gateway.",
             self.pending_routes,
+        );
+        gauge(
+            "routecfg_write_queue_depth",
+            "Objects with an API write queued or in flight.",
+            self.write_queue,
         );
         let h = &self.apply_latency;
         let _ = writeln!(

@@ -2,7 +2,7 @@
 //! in a JSON file of its own shape (the kernel vocabulary in
 //! [`crate::routing`] stays free of serde).
 
-use crate::routing::{Family, Route, Rule, Scope};
+use crate::routing::{Family, NextHop, Route, Rule, Scope};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -64,6 +64,19 @@ pub struct RouteRecord {
     pub scope: u8,
     pub protocol: u8,
     pub metric: Option<u32>,
+    /// Absent for a plain route, so files without the field (written
+    /// before multipath support) read the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub next_hops: Vec<NextHopRecord>,
+}
+
+/// One next hop of a saved multipath route; `weight` is `rtnh_hops`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextHopRecord {
+    pub gateway: Option<IpAddr>,
+    pub dev: Option<String>,
+    pub weight: u8,
+    pub onlink: bool,
 }
 
 impl RuleRecord {
@@ -113,6 +126,16 @@ impl RouteRecord {
             scope: r.scope.to_kernel(),
             protocol: r.protocol,
             metric: r.metric,
+            next_hops: r
+                .nexthops
+                .iter()
+                .map(|h| NextHopRecord {
+                    gateway: h.gateway,
+                    dev: h.dev.clone(),
+                    weight: h.weight,
+                    onlink: h.onlink,
+                })
+                .collect(),
         }
     }
 
@@ -128,6 +151,70 @@ impl RouteRecord {
                 .ok_or_else(|| format!("route {}: scope {}", self.dst, self.scope))?,
             protocol: self.protocol,
             metric: self.metric,
+            nexthops: self
+                .next_hops
+                .iter()
+                .map(|h| NextHop {
+                    gateway: h.gateway,
+                    dev: h.dev.clone(),
+                    weight: h.weight,
+                    onlink: h.onlink,
+                })
+                .collect::<Vec<_>>()
+                .into(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(nexthops: Vec<NextHop>) -> Route {
+        Route {
+            table: 7,
+            dst: "10.8.0.0/16".parse().unwrap(),
+            gateway: None,
+            prefsrc: None,
+            dev: None,
+            onlink: false,
+            scope: Scope::Global,
+            protocol: 114,
+            metric: Some(0),
+            nexthops: nexthops.into(),
+        }
+    }
+
+    #[test]
+    fn multipath_routes_are_saved_and_restored_exactly() {
+        let r = route(vec![
+            NextHop {
+                gateway: Some("10.1.0.2".parse().unwrap()),
+                dev: Some("a0".into()),
+                weight: 0,
+                onlink: false,
+            },
+            NextHop {
+                gateway: Some("10.2.0.2".parse().unwrap()),
+                dev: Some("a1".into()),
+                weight: 255,
+                onlink: true,
+            },
+        ]);
+        let text = serde_json::to_string(&RouteRecord::of(&r)).unwrap();
+        let back: RouteRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.to_route(), Ok(r));
+    }
+
+    #[test]
+    fn a_plain_route_is_saved_without_next_hops_as_before() {
+        let r = Route {
+            gateway: Some("10.1.0.2".parse().unwrap()),
+            ..route(Vec::new())
+        };
+        let v = serde_json::to_value(RouteRecord::of(&r)).unwrap();
+        assert!(v.get("next_hops").is_none(), "{v}");
+        let back: RouteRecord = serde_json::from_value(v).unwrap();
+        assert_eq!(back.to_route(), Ok(r));
     }
 }

@@ -60,7 +60,7 @@ pub fn restore_ops(
     add_rules.sort();
     del_rules.sort();
     // Routes a gateway route may resolve through go first.
-    replace.sort_by_key(|r| (r.gateway.is_some(), r.table, r.dst));
+    replace.sort_by_key(|r| (r.gateways().next().is_some(), r.table, r.dst));
     del_routes.sort_by_key(|r| (r.table, r.dst));
 
     let mut ops =
@@ -106,6 +106,7 @@ mod tests {
             },
             protocol: 114,
             metric: Some(0),
+            nexthops: Default::default(),
         }
     }
 

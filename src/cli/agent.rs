@@ -20,6 +20,7 @@ const AGENT_FLAGS: &[Spec] = &[
     Spec::value("host-name"),
     Spec::switch("finalizer"),
     Spec::value("metrics-addr"),
+    Spec::value("status-addr"),
     Spec::value("resync"),
     Spec::value("watch-timeout"),
     Spec::value("checkpoint-dir"),
@@ -48,7 +49,12 @@ Behaviour:
                                then the hostname)
       --finalizer              add upstream's finalizer and clean the kernel
                                before an object goes (optional: see README)
-      --metrics-addr IP:PORT   serve /metrics, /healthz, /readyz, /status
+      --metrics-addr IP:PORT   serve /metrics, /healthz, /readyz, and /status
+                               unless --status-addr is given; plain HTTP to
+                               anyone who can reach it (e.g. NODE_IP:8114)
+      --status-addr IP:PORT    serve /status (and the rest) here instead: it
+                               names every table and object, so bind it to
+                               loopback (e.g. 127.0.0.1:8115)
       --resync SECONDS         full resync period (default 300)
       --watch-timeout SECONDS  server-side watch timeout (default 300)
       --protocol N             ownership mark (rtm_protocol), default 114;
@@ -65,11 +71,12 @@ SIGTERM/SIGINT stop `run` at once; routes stay in place.
 ";
 
 pub const STATUS_HELP: &str = "\
-Usage: routecfg status [--metrics-addr IP:PORT] [--output json]
+Usage: routecfg status [--status-addr IP:PORT] [--output json]
 
-Asks the agent running on this host (its --metrics-addr, default
-127.0.0.1:8114) for every managed table: desired vs kernel rule and
-route counts, pending routes and the last error.
+Asks the agent running on this host for every managed table: desired vs
+kernel rule and route counts, pending routes and the last error. Give the
+agent's --status-addr, or its --metrics-addr when it has no --status-addr
+(default 127.0.0.1:8114; --metrics-addr is accepted here as a synonym).
 ";
 
 fn env_nonempty(name: &str) -> Option<String> {
@@ -122,6 +129,7 @@ fn options(args: &Args) -> Result<Options, String> {
         host,
         finalizer: args.has("finalizer"),
         metrics_addr: args.value("metrics-addr").map(String::from),
+        status_addr: args.value("status-addr").map(String::from),
         resync: Duration::from_secs(args.number::<u64>("resync")?.unwrap_or(300).max(1)),
         protocol: kernel.protocol,
         rt_tables: kernel.rt_tables,
@@ -152,6 +160,7 @@ pub fn agent(argv: &[String], daemon: bool) -> i32 {
 pub fn status(argv: &[String]) -> i32 {
     let flags = [
         Spec::value("metrics-addr"),
+        Spec::value("status-addr"),
         Spec::value("output").short('o'),
         Spec::switch("help").short('h'),
     ];
@@ -160,7 +169,10 @@ pub fn status(argv: &[String]) -> i32 {
         Ok(a) => a,
         Err(e) => return super::usage(&e, STATUS_HELP),
     };
-    let addr = args.value("metrics-addr").unwrap_or(DEFAULT_STATUS_ADDR);
+    let addr = args
+        .value("status-addr")
+        .or_else(|| args.value("metrics-addr"))
+        .unwrap_or(DEFAULT_STATUS_ADDR);
     let body = match fetch_status(addr) {
         Ok(b) => b,
         Err(e) => return super::fatal(&format!("asking the agent at {addr}: {e}")),

@@ -18,6 +18,7 @@ const FLAGS: &[Spec] = &[
     Spec::value("selector").short('l'),
     Spec::value("protocol"),
     Spec::value("metrics-addr"),
+    Spec::value("status-addr"),
     Spec::value("rt-tables"),
     Spec::value("output").short('o'),
     Spec::switch("help").short('h'),
@@ -37,7 +38,9 @@ or no route at all. Without `iif` the packet is one this host sends.
                            (repeatable) instead of the running agent
   -l, --selector SEL       with -f: only objects matching this selector
       --protocol N         with -f: ownership mark, default 114
-      --metrics-addr ADDR  the agent to ask (default 127.0.0.1:8114)
+      --status-addr ADDR   the agent to ask: its --status-addr, or its
+                           --metrics-addr when it has none (default
+                           127.0.0.1:8114; --metrics-addr is a synonym)
       --rt-tables PATH     names for tables no object owns (default
                            /etc/iproute2/rt_tables; `none`: numbers)
   -o, --output FORMAT      text (default) or json
@@ -73,7 +76,8 @@ pub fn explain(argv: &[String]) -> i32 {
         }
     } else {
         let addr = args
-            .value("metrics-addr")
+            .value("status-addr")
+            .or_else(|| args.value("metrics-addr"))
             .unwrap_or(super::agent::DEFAULT_STATUS_ADDR);
         match from_agent(addr) {
             Ok(x) => x,

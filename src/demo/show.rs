@@ -87,6 +87,7 @@ mod tests {
             scope,
             protocol: DEFAULT_PROTOCOL,
             metric: Some(0),
+            nexthops: Default::default(),
         }
     }
 

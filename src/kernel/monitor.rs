@@ -14,6 +14,9 @@ const RTNLGRP_IPV4_RULE: u32 = 8;
 const RTNLGRP_IPV6_ROUTE: u32 = 11;
 const RTNLGRP_IPV6_RULE: u32 = 19;
 
+/// Most bytes of events read per [`Monitor::read_events`] call.
+pub const READ_BUDGET: usize = 256 * 1024;
+
 /// One kernel change relevant to routecfg.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Event {
@@ -73,10 +76,13 @@ impl Monitor {
         self.ignored_port = port;
     }
 
-    /// Everything queued now, without blocking.
+    /// What is queued now, without blocking: at most [`READ_BUDGET`] bytes
+    /// per call, so a flood of other writers' changes cannot hold the loop
+    /// (the fd stays readable and the next turn reads on).
     pub fn read_events(&mut self) -> Result<Vec<Event>, KernelError> {
         let mut events = Vec::new();
-        loop {
+        let mut read = 0;
+        while read < READ_BUDGET {
             let n = match self.conn.recv() {
                 Ok(Recv::Data(n)) => n,
                 Ok(Recv::Empty) => break,
@@ -91,6 +97,7 @@ impl Monitor {
                 }
                 Err(e) => return Err(KernelError::socket(&e, "read netlink events")),
             };
+            read += n;
             for m in Messages::new(self.conn.received(n)) {
                 match m.map_err(|d| d.to_string()).and_then(|m| self.event(&m)) {
                     Ok(Some(e)) => events.push(e),

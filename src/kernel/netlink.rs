@@ -111,10 +111,16 @@ impl Netlink {
                 Err(e) => return Err(e),
             }
         }
-        if !all.unnamed.is_empty() {
+        if !all.unnamed.is_empty() || !all.unnamed_hops.is_empty() {
             self.links()?;
             for (i, oif) in all.unnamed {
                 all.routes[i].dev = self.links.name(oif).map(str::to_string);
+            }
+            for &(i, j, oif) in &all.unnamed_hops {
+                all.routes[i].nexthops[j].dev = self.links.name(oif).map(str::to_string);
+            }
+            for &(i, _, _) in &all.unnamed_hops {
+                all.routes[i].nexthops.sort();
             }
         }
         Ok(all.routes)
@@ -127,10 +133,9 @@ impl Netlink {
     /// a transaction: each op succeeds or fails on its own.
     pub fn execute(&mut self, ops: &[Op]) -> Vec<Result<(), KernelError>> {
         let unknown_dev = ops.iter().any(|op| match op {
-            Op::ReplaceRoute(r) | Op::DelRoute(r) => r
-                .dev
-                .as_deref()
-                .is_some_and(|d| self.links.index(d).is_none()),
+            Op::ReplaceRoute(r) | Op::DelRoute(r) => {
+                r.devs().any(|d| self.links.index(d).is_none())
+            }
             _ => false,
         });
         if self.links.stale || unknown_dev {
@@ -319,14 +324,17 @@ struct RouteDump {
     routes: Vec<Route>,
     /// Routes whose output interface the cache does not know (yet).
     unnamed: Vec<(usize, u32)>,
+    /// (route, next hop, index) of next hops whose interface it does not
+    /// know.
+    unnamed_hops: Vec<(usize, usize, u32)>,
     /// The last index named: consecutive routes mostly share a device.
     last: Option<(u32, String)>,
 }
 
 impl RouteDump {
     fn push(&mut self, payload: &[u8], filter: RouteFilter, links: &LinkCache, ctx: &str) {
-        let oif = match route_msg::push_route(payload, &mut self.routes) {
-            Ok(Parsed::Pushed { oif }) => oif,
+        let (oif, hop_oifs) = match route_msg::push_route(payload, &mut self.routes) {
+            Ok(Parsed::Pushed { oif, hop_oifs }) => (oif, hop_oifs),
             Ok(Parsed::Skipped) => return,
             Err(e) => {
                 log::warn!("{ctx}: unreadable route message skipped: {e}");
@@ -337,6 +345,9 @@ impl RouteDump {
         if !filter.matches(&self.routes[i]) {
             self.routes.pop();
             return;
+        }
+        if !hop_oifs.is_empty() {
+            self.name_next_hops(i, &hop_oifs, links);
         }
         let Some(oif) = oif else { return };
         let name = match &self.last {
@@ -352,10 +363,39 @@ impl RouteDump {
         }
     }
 
+    /// Names the next hops of route `i` and sorts them, as desired routes
+    /// have theirs: next-hop order never counts as a difference.
+    fn name_next_hops(&mut self, i: usize, hop_oifs: &[u32], links: &LinkCache) {
+        let hops = &mut self.routes[i].nexthops;
+        let mut all_named = true;
+        for (j, (hop, &oif)) in hops.iter_mut().zip(hop_oifs).enumerate() {
+            if oif == 0 {
+                continue;
+            }
+            match links.name(oif) {
+                Some(n) => hop.dev = Some(n.to_string()),
+                None => {
+                    self.unnamed_hops.push((i, j, oif));
+                    all_named = false;
+                }
+            }
+        }
+        // Otherwise sorted once named, after the dump.
+        if all_named {
+            hops.sort_unstable();
+        }
+    }
+
     fn append(&mut self, mut other: RouteDump) {
         let offset = self.routes.len();
         self.unnamed
             .extend(other.unnamed.iter().map(|(i, oif)| (i + offset, *oif)));
+        self.unnamed_hops.extend(
+            other
+                .unnamed_hops
+                .iter()
+                .map(|(i, j, oif)| (i + offset, *j, *oif)),
+        );
         self.routes.append(&mut other.routes);
     }
 }
@@ -419,33 +459,48 @@ impl Batch for OpsBatch<'_> {
                 push_message(buf, RTM_DELRULE, ACKED, seq, &rule_msg::rule_message(r))
             }
             Op::ReplaceRoute(r) => {
-                let oif = match r.dev.as_deref() {
-                    None => None,
-                    Some(d) => Some(
-                        self.links
-                            .index(d)
-                            .ok_or_else(|| KernelError::link_not_found(self.context(i), d))?,
-                    ),
+                let index = |d: &str| {
+                    self.links
+                        .index(d)
+                        .ok_or_else(|| KernelError::link_not_found(self.context(i), d))
                 };
+                let oif = r.dev.as_deref().map(index).transpose()?;
+                let hop_oifs = r
+                    .nexthops
+                    .iter()
+                    .map(|h| h.dev.as_deref().map_or(Ok(0), index))
+                    .collect::<Result<Vec<u32>, _>>()?;
                 let flags = ACKED | NLM_F_CREATE | NLM_F_REPLACE;
                 push_message(
                     buf,
                     RTM_NEWROUTE,
                     flags,
                     seq,
-                    &route_msg::route_message(r, oif),
+                    &route_msg::route_message(r, oif, &hop_oifs),
                 );
             }
             Op::DelRoute(r) => {
                 // A device no longer known: its routes went with it, or it
                 // was renamed; matching without it deletes in both cases.
+                // Next hops are left out: the kernel then deletes the
+                // whole route (every IPv6 sibling too), whatever they are.
                 let oif = r.dev.as_deref().and_then(|d| self.links.index(d));
+                let whole;
+                let r = if r.nexthops.is_empty() {
+                    r
+                } else {
+                    whole = Route {
+                        nexthops: Default::default(),
+                        ..r.clone()
+                    };
+                    &whole
+                };
                 push_message(
                     buf,
                     RTM_DELROUTE,
                     ACKED,
                     seq,
-                    &route_msg::route_message(r, oif),
+                    &route_msg::route_message(r, oif, &[]),
                 );
             }
         }

@@ -2,13 +2,13 @@
 //! RTA_TABLE attribute, so it is always written and always read.
 
 use super::socket::align4;
-use crate::routing::{Route, Scope};
+use crate::routing::{NextHop, Route, Scope};
 use ipnet::IpNet;
 use netlink_packet_core::{DecodeError, NLA_HEADER_SIZE, NLA_TYPE_MASK, Parseable, parse_u32};
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
-    RouteType, RouteVia,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHop,
+    RouteNextHopFlags, RouteProtocol, RouteScope, RouteType, RouteVia,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -37,6 +37,7 @@ impl RouteFilter {
 pub(crate) struct RawRoute {
     pub route: Route,
     pub oif: Option<u32>,
+    pub hop_oifs: Vec<u32>,
 }
 
 pub(crate) fn family(addr: IpAddr) -> AddressFamily {
@@ -51,9 +52,13 @@ fn header_table(table: u32) -> u8 {
 }
 
 /// The message adding, replacing or deleting `r`; `oif` is the index of
-/// `r.dev`. Deletes send everything the dump returned so the kernel
-/// matches exactly that route (scope, metric and protocol included).
-pub(crate) fn route_message(r: &Route, oif: Option<u32>) -> RouteMessage {
+/// `r.dev` and `hop_oifs[i]` that of `r.nexthops[i].dev` (0: none).
+/// Deletes send everything the dump returned so the kernel matches
+/// exactly that route (scope, metric and protocol included).
+///
+/// Next hops go in one RTA_MULTIPATH with `rtnh_hops` = the API weight,
+/// so the kernel balances by weight + 1, as upstream's controller does.
+pub(crate) fn route_message(r: &Route, oif: Option<u32>, hop_oifs: &[u32]) -> RouteMessage {
     let mut msg = RouteMessage::default();
     let h = &mut msg.header;
     h.address_family = family(r.dst.addr());
@@ -71,15 +76,24 @@ pub(crate) fn route_message(r: &Route, oif: Option<u32>) -> RouteMessage {
     }
     a.push(RouteAttribute::Table(r.table));
     if let Some(gw) = r.gateway {
-        if family(gw) == family(r.dst.addr()) {
-            a.push(RouteAttribute::Gateway(gw.into()));
-        } else {
-            // An IPv4 route via an IPv6 next hop (RFC 5549) needs RTA_VIA.
-            a.push(RouteAttribute::Via(match gw {
-                IpAddr::V4(v) => RouteVia::Inet(v),
-                IpAddr::V6(v) => RouteVia::Inet6(v),
-            }));
-        }
+        a.push(gateway_attribute(gw, r.dst.addr()));
+    }
+    if !r.nexthops.is_empty() {
+        let hops = r.nexthops.iter().enumerate().map(|(i, h)| {
+            let mut nh = RouteNextHop::default();
+            if h.onlink {
+                nh.flags = RouteNextHopFlags::Onlink;
+            }
+            nh.hops = h.weight;
+            nh.interface_index = hop_oifs.get(i).copied().unwrap_or(0);
+            nh.attributes = h
+                .gateway
+                .map(|gw| gateway_attribute(gw, r.dst.addr()))
+                .into_iter()
+                .collect();
+            nh
+        });
+        a.push(RouteAttribute::MultiPath(hops.collect()));
     }
     if let Some(src) = r.prefsrc {
         a.push(RouteAttribute::PrefSource(src.into()));
@@ -91,6 +105,19 @@ pub(crate) fn route_message(r: &Route, oif: Option<u32>) -> RouteMessage {
         a.push(RouteAttribute::Priority(m));
     }
     msg
+}
+
+/// RTA_GATEWAY, or RTA_VIA for an IPv4 route via an IPv6 next hop
+/// (RFC 5549).
+fn gateway_attribute(gw: IpAddr, dst: IpAddr) -> RouteAttribute {
+    if family(gw) == family(dst) {
+        RouteAttribute::Gateway(gw.into())
+    } else {
+        RouteAttribute::Via(match gw {
+            IpAddr::V4(v) => RouteVia::Inet(v),
+            IpAddr::V6(v) => RouteVia::Inet6(v),
+        })
+    }
 }
 
 /// A dump request for one family, filtered by the kernel.
@@ -254,10 +281,14 @@ const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
+const RTA_MULTIPATH: u16 = 9;
 const RTA_PREFSRC: u16 = 7;
 const RTA_TABLE: u16 = 15;
 const RTA_VIA: u16 = 18;
 const ROUTE_HEADER_LEN: usize = 12;
+/// `struct rtnexthop`: len u16, flags u8, hops u8, ifindex i32.
+const RTNH_LEN: usize = 8;
+const RTNH_F_ONLINK: u8 = 4;
 
 /// An address attribute's value: 4 or 16 bytes.
 fn raw_ip(v: &[u8]) -> Result<IpAddr, DecodeError> {
@@ -286,8 +317,12 @@ pub(crate) enum Parsed {
     /// Not a plain IPv4/IPv6 unicast route (local, broadcast, cached
     /// clone, ...) or not expressible as a `Route`: nothing appended.
     Skipped,
-    /// Appended; the route's output interface index, to name.
-    Pushed { oif: Option<u32> },
+    /// Appended; the route's output interface index and its next hops'
+    /// (one per next hop, 0 for none), to name.
+    Pushed {
+        oif: Option<u32>,
+        hop_oifs: Vec<u32>,
+    },
 }
 
 /// Parses a dumped route and appends it to `out`.
@@ -329,16 +364,19 @@ pub(crate) fn push_route(payload: &[u8], out: &mut Vec<Route>) -> Result<Parsed,
         scope,
         protocol: u8::from(h.protocol),
         metric: None,
+        nexthops: Default::default(),
     });
+    let mut hop_oifs = Vec::new();
     let filled = fill_attributes(
         &payload[ROUTE_HEADER_LEN..],
         h.destination_prefix_length,
         out,
+        &mut hop_oifs,
     );
     if filled.is_err() {
         out.pop();
     }
-    filled.map(|oif| Parsed::Pushed { oif })
+    filled.map(|oif| Parsed::Pushed { oif, hop_oifs })
 }
 
 /// Reads the attributes of the route just pushed into it, in place.
@@ -346,6 +384,7 @@ fn fill_attributes(
     attrs: &[u8],
     prefix_len: u8,
     out: &mut [Route],
+    hop_oifs: &mut Vec<u32>,
 ) -> Result<Option<u32>, DecodeError> {
     let Some(r) = out.last_mut() else {
         return Ok(None);
@@ -383,14 +422,64 @@ fn fill_attributes(
             RTA_PREFSRC => r.prefsrc = Some(raw_ip(v)?),
             RTA_OIF => oif = Some(parse_u32(v)?),
             RTA_PRIORITY => r.metric = Some(parse_u32(v)?),
-            // RTA_MULTIPATH: `Route` has one next hop. Left without gateway
-            // and device, so it never equals a desired route and gets
-            // replaced. Everything else (cache info, metrics, preference)
-            // is not part of a `Route`.
+            RTA_MULTIPATH => {
+                let mut hops = Vec::new();
+                parse_next_hops(v, &mut hops, hop_oifs)?;
+                r.nexthops = hops.into();
+            }
+            // Everything else (cache info, metrics, preference) is not
+            // part of a `Route`.
             _ => {}
         }
     }
     Ok(oif)
+}
+
+/// Reads an RTA_MULTIPATH value: `rtnexthop` entries, each followed by
+/// its own attributes. Devices are left for the caller to name from
+/// `hop_oifs`, which gets one index per next hop.
+fn parse_next_hops(
+    mut v: &[u8],
+    hops: &mut Vec<NextHop>,
+    hop_oifs: &mut Vec<u32>,
+) -> Result<(), DecodeError> {
+    while v.len() >= RTNH_LEN {
+        let len = usize::from(u16::from_ne_bytes([v[0], v[1]]));
+        if len < RTNH_LEN || len > v.len() {
+            return Err(DecodeError::from(format!(
+                "next hop length {len} of {} bytes",
+                v.len()
+            )));
+        }
+        let mut hop = NextHop {
+            gateway: None,
+            dev: None,
+            weight: v[3],
+            onlink: v[2] & RTNH_F_ONLINK != 0,
+        };
+        hop_oifs.push(u32::from_ne_bytes([v[4], v[5], v[6], v[7]]));
+        let mut attrs = &v[RTNH_LEN..len];
+        while attrs.len() >= NLA_HEADER_SIZE {
+            let alen = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
+            let kind = u16::from_ne_bytes([attrs[2], attrs[3]]) & NLA_TYPE_MASK;
+            if alen < NLA_HEADER_SIZE || alen > attrs.len() {
+                return Err(DecodeError::from(format!(
+                    "next hop attribute length {alen} of {} bytes",
+                    attrs.len()
+                )));
+            }
+            let value = &attrs[NLA_HEADER_SIZE..alen];
+            match kind {
+                RTA_GATEWAY => hop.gateway = Some(raw_ip(value)?),
+                RTA_VIA => hop.gateway = Some(raw_via(value)?),
+                _ => {}
+            }
+            attrs = &attrs[align4(alen).min(attrs.len())..];
+        }
+        hops.push(hop);
+        v = &v[align4(len).min(v.len())..];
+    }
+    Ok(())
 }
 
 /// [`push_route`] for a single message.
@@ -399,7 +488,11 @@ pub(crate) fn parse_route(payload: &[u8]) -> Result<Option<RawRoute>, DecodeErro
     let mut out = Vec::new();
     Ok(match push_route(payload, &mut out)? {
         Parsed::Skipped => None,
-        Parsed::Pushed { oif } => out.pop().map(|route| RawRoute { route, oif }),
+        Parsed::Pushed { oif, hop_oifs } => out.pop().map(|route| RawRoute {
+            route,
+            oif,
+            hop_oifs,
+        }),
     })
 }
 
@@ -457,7 +550,7 @@ mod tests {
     }
 
     fn round_trip(r: &Route, oif: Option<u32>) -> RawRoute {
-        parse(&route_message(r, oif)).unwrap()
+        parse(&route_message(r, oif, &[])).unwrap()
     }
 
     fn route(dst: &str) -> Route {
@@ -471,6 +564,7 @@ mod tests {
             scope: Scope::Global,
             protocol: 114,
             metric: None,
+            nexthops: Default::default(),
         }
     }
 
@@ -481,12 +575,13 @@ mod tests {
             prefsrc: Some("10.80.0.1".parse().unwrap()),
             onlink: true,
             metric: Some(7),
+            nexthops: Default::default(),
             ..route("10.60.0.0/24")
         };
         let got = round_trip(&r, Some(42));
         assert_eq!(got.oif, Some(42));
         assert_eq!(got.route, r);
-        let msg = route_message(&r, Some(42));
+        let msg = route_message(&r, Some(42), &[]);
         assert_eq!(msg.header.table, 0, "ids above 255 only go in RTA_TABLE");
     }
 
@@ -496,7 +591,7 @@ mod tests {
             table: 100,
             ..route("10.0.0.0/8")
         };
-        assert_eq!(route_message(&r, None).header.table, 100);
+        assert_eq!(route_message(&r, None, &[]).header.table, 100);
         assert_eq!(round_trip(&r, None).route, r);
     }
 
@@ -517,7 +612,7 @@ mod tests {
             gateway: Some("10.0.0.1".parse().unwrap()),
             ..route("0.0.0.0/0")
         };
-        let msg = route_message(&r, None);
+        let msg = route_message(&r, None, &[]);
         assert!(
             !msg.attributes
                 .iter()
@@ -527,12 +622,85 @@ mod tests {
     }
 
     #[test]
+    fn multipath_round_trips_with_weights_as_rtnh_hops() {
+        let hop = |gw: &str, weight: u8, onlink: bool| NextHop {
+            gateway: Some(gw.parse().unwrap()),
+            dev: None,
+            weight,
+            onlink,
+        };
+        for (dst, hops) in [
+            (
+                "10.8.0.0/16",
+                vec![hop("10.1.0.2", 0, false), hop("10.1.0.3", 255, true)],
+            ),
+            (
+                "fd33::/64",
+                vec![hop("fd01::2", 7, false), hop("fd02::2", 0, false)],
+            ),
+            // RFC 5549: IPv4 via IPv6 next hops go in RTA_VIA.
+            (
+                "10.9.0.0/16",
+                vec![hop("fe80::1", 1, false), hop("fe80::2", 2, false)],
+            ),
+        ] {
+            let r = Route {
+                nexthops: hops.into(),
+                ..route(dst)
+            };
+            let msg = route_message(&r, None, &[5, 6]);
+            let Some(RouteAttribute::MultiPath(sent)) = msg
+                .attributes
+                .iter()
+                .find(|a| matches!(a, RouteAttribute::MultiPath(_)))
+            else {
+                panic!("no RTA_MULTIPATH in {msg:?}");
+            };
+            let weights: Vec<u8> = sent.iter().map(|h| h.hops).collect();
+            let want: Vec<u8> = r.nexthops.iter().map(|h| h.weight).collect();
+            assert_eq!(weights, want);
+            assert!(
+                !msg.attributes
+                    .iter()
+                    .any(|a| matches!(a, RouteAttribute::Gateway(_) | RouteAttribute::Oif(_)))
+            );
+            let got = parse(&msg).unwrap();
+            assert_eq!(got.route, r);
+            assert_eq!((got.oif, got.hop_oifs), (None, vec![5, 6]));
+        }
+    }
+
+    #[test]
+    fn truncated_next_hops_are_rejected() {
+        let r = Route {
+            nexthops: vec![NextHop {
+                gateway: Some("10.1.0.2".parse().unwrap()),
+                dev: None,
+                weight: 0,
+                onlink: false,
+            }]
+            .into(),
+            ..route("10.8.0.0/16")
+        };
+        let msg = route_message(&r, None, &[1]);
+        let mut buf = vec![0; msg.buffer_len()];
+        msg.emit(&mut buf);
+        // The rtnexthop's own length, past the end of RTA_MULTIPATH.
+        let at = buf
+            .windows(4)
+            .position(|w| w == [20, 0, 9, 0])
+            .expect("RTA_MULTIPATH header");
+        buf[at + 4] = 200;
+        assert!(parse_route(&buf).is_err());
+    }
+
+    #[test]
     fn ipv6_next_hop_for_ipv4_route_uses_via() {
         let r = Route {
             gateway: Some("fe80::1".parse().unwrap()),
             ..route("10.1.0.0/16")
         };
-        let msg = route_message(&r, Some(2));
+        let msg = route_message(&r, Some(2), &[]);
         assert!(
             msg.attributes
                 .iter()
@@ -543,34 +711,34 @@ mod tests {
 
     #[test]
     fn non_unicast_and_cloned_are_skipped() {
-        let mut msg = route_message(&route("10.0.0.1/32"), None);
+        let mut msg = route_message(&route("10.0.0.1/32"), None, &[]);
         msg.header.kind = RouteType::Local;
         assert!(parse(&msg).is_none());
-        let mut msg = route_message(&route("fd00::1/128"), None);
+        let mut msg = route_message(&route("fd00::1/128"), None, &[]);
         msg.header.flags = RouteFlags::Cloned;
         assert!(parse(&msg).is_none());
     }
 
     #[test]
     fn header_table_252_defers_to_attribute() {
-        let mut msg = route_message(&route("10.0.0.0/8"), None);
+        let mut msg = route_message(&route("10.0.0.0/8"), None, &[]);
         msg.header.table = 252;
         assert_eq!(parse(&msg).unwrap().route.table, 210412509);
     }
 
     #[test]
     fn extra_attributes_are_ignored_and_bad_addresses_rejected() {
-        let mut msg = route_message(&route("10.0.0.0/8"), Some(1));
+        let mut msg = route_message(&route("10.0.0.0/8"), Some(1), &[]);
         msg.attributes.push(RouteAttribute::Mark(3));
         assert_eq!(parse(&msg).unwrap().route, route("10.0.0.0/8"));
-        let mut msg = route_message(&route("10.0.0.0/8"), None);
+        let mut msg = route_message(&route("10.0.0.0/8"), None, &[]);
         msg.attributes
             .push(RouteAttribute::Gateway(RouteAddress::Other(vec![1, 2, 3])));
         let mut buf = vec![0; msg.buffer_len()];
         msg.emit(&mut buf);
         assert!(parse_route(&buf).is_err());
         // An attribute claiming more bytes than the message has.
-        let msg = route_message(&route("10.0.0.0/8"), Some(1));
+        let msg = route_message(&route("10.0.0.0/8"), Some(1), &[]);
         let mut buf = vec![0; msg.buffer_len()];
         msg.emit(&mut buf);
         buf[12] = 200;

@@ -28,6 +28,9 @@ impl fmt::Display for RouteWords<'_> {
         if let Some(dev) = &r.dev {
             write!(f, " dev {dev}")?;
         }
+        for hop in r.nexthops.iter() {
+            write!(f, " {hop}")?;
+        }
         if let Some(src) = r.prefsrc {
             write!(f, " src {src}")?;
         }
@@ -100,6 +103,7 @@ mod tests {
             scope: Scope::Global,
             protocol: DEFAULT_PROTOCOL,
             metric: None,
+            nexthops: Default::default(),
         };
         assert_eq!(
             RouteWords(&r).to_string(),
@@ -110,6 +114,7 @@ mod tests {
             onlink: true,
             protocol: 3,
             metric: Some(5),
+            nexthops: Default::default(),
             prefsrc: Some("10.0.0.1".parse().unwrap()),
             ..r
         };

@@ -5,6 +5,9 @@
 use super::*;
 use crate::kube::config::from_kubeconfig_str;
 use crate::kube::test_server::{CA_BUNDLE, CLIENT_CRT, CLIENT_KEY, Server, Step};
+use crate::kube::{API_VERSION, KIND};
+use serde_json::json;
+use std::time::{Duration, Instant};
 
 fn b64(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -78,7 +81,7 @@ fn get_retries_once_after_401_and_maps_404_to_none() {
         ],
     );
     let dir = scratch("get");
-    let client = client_for(&server, &dir, "tok-a\n");
+    let mut client = client_for(&server, &dir, "tok-a\n");
     let obj = client.get("n", "a").expect("get").expect("exists");
     assert_eq!(obj["metadata"]["uid"], "u-1");
     let r1 = server.requests.recv().expect("first request");
@@ -101,7 +104,7 @@ fn list_follows_continue_tokens_and_fills_kind() {
     let page2 = r#"{"kind":"RouteConfigurationList","metadata":{"resourceVersion":"40"},"items":[{"metadata":{"name":"b"}}]}"#;
     let server = Server::start(false, vec![one("200 OK", page1), one("200 OK", page2)]);
     let dir = scratch("list");
-    let client = client_for(&server, &dir, "t");
+    let mut client = client_for(&server, &dir, "t");
     let (items, rv) = client
         .list("networking.liqo.io/route-category=fabric")
         .expect("list");
@@ -137,7 +140,7 @@ fn replace_status_sends_the_object_and_reports_conflict() {
     let conflict = r#"{"kind":"Status","message":"the object has been modified; please apply your changes to the latest version and try again","reason":"Conflict","code":409}"#;
     let server = Server::start(false, vec![one("409 Conflict", conflict)]);
     let dir = scratch("status");
-    let client = client_for(&server, &dir, "t");
+    let mut client = client_for(&server, &dir, "t");
     let obj: Value = serde_json::from_str(RC).expect("json");
     let e = client.replace_status("n", "a", &obj).expect_err("conflict");
     assert!(e.is_conflict(), "{e:?}");
@@ -262,7 +265,7 @@ current-context: x
 ",
         b64(CA_BUNDLE)
     );
-    let client =
+    let mut client =
         Client::new(&from_kubeconfig_str(&text, std::path::Path::new("/"), None).expect("config"))
             .expect("client");
     let e = client.list("").expect_err("nothing listens");
@@ -272,4 +275,136 @@ current-context: x
             .contains("/apis/networking.liqo.io/v1beta1/routeconfigurations"),
         "{e}"
     );
+}
+
+fn reply_keep_alive(status: &str, body: &str) -> Step {
+    Step::Send(
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
+
+#[test]
+fn kept_alive_connection_carries_the_next_call() {
+    // One connection only: a second connect would find no script.
+    let server = Server::start(
+        false,
+        vec![vec![
+            Step::Request,
+            reply_keep_alive("200 OK", RC),
+            Step::Request,
+            reply_keep_alive("200 OK", RC),
+        ]],
+    );
+    let dir = scratch("keepalive");
+    let mut client = client_for(&server, &dir, "t");
+    for _ in 0..2 {
+        let obj = client.get("n", "a").expect("get").expect("exists");
+        assert_eq!(obj["metadata"]["name"], "a");
+    }
+    assert_eq!(server.requests.try_iter().count(), 2);
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn pooled_connection_closed_by_the_server_is_replaced() {
+    let server = Server::start(
+        false,
+        vec![
+            // Answers as if it kept the connection, then closes it.
+            vec![Step::Request, reply_keep_alive("200 OK", RC)],
+            vec![Step::Request, reply_keep_alive("200 OK", RC)],
+        ],
+    );
+    let dir = scratch("pool-closed");
+    let mut client = client_for(&server, &dir, "t");
+    client.get("n", "a").expect("first").expect("exists");
+    std::thread::sleep(Duration::from_millis(100));
+    client.get("n", "a").expect("second").expect("exists");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn a_server_that_never_answers_costs_the_deadline_only() {
+    let server = Server::start(false, vec![vec![Step::Request, Step::Wait]]);
+    let dir = scratch("deadline");
+    let mut client = client_for(&server, &dir, "t");
+    let mut request = ApiRequest::get("/api/v1/namespaces");
+    request.timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let e = client.call(request).expect_err("no answer");
+    assert!(matches!(e, KubeError::Timeout { .. }), "{e:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(client.in_flight(), 0);
+    server.go();
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn responses_over_the_budget_fail() {
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(10_000));
+    let server = Server::start(false, vec![one("200 OK", &big)]);
+    let dir = scratch("budget");
+    let mut client = client_for(&server, &dir, "t");
+    let mut request = ApiRequest::get("/api/v1/namespaces");
+    request.max_response = 1000;
+    let e = client.call(request).expect_err("too large");
+    assert!(e.to_string().contains("larger than 1000 bytes"), "{e}");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn a_call_waiting_for_its_answer_never_holds_the_caller() {
+    // The scripted server serves one connection at a time: the first call
+    // waits for the test's go-ahead, the second queues behind it.
+    let server = Server::start(
+        false,
+        vec![
+            vec![Step::Request, Step::Wait, reply_keep_alive("200 OK", RC)],
+            vec![Step::Request, reply_keep_alive("201 Created", "{}")],
+        ],
+    );
+    let dir = scratch("parallel");
+    let mut client = client_for(&server, &dir, "t");
+    client.resolve().expect("IP literal");
+    let first = client.start(ApiRequest::get("/first"));
+    let second = client.start(ApiRequest::get("/second"));
+    assert_eq!(client.in_flight(), 2);
+    let started = Instant::now();
+    let mut turns_while_waiting = 0;
+    let mut released = false;
+    let mut done = Vec::new();
+    while done.len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "calls did not finish"
+        );
+        let mut fds = Vec::new();
+        client.poll_fds(&mut fds);
+        crate::agent::poll::wait(&fds, Some(Duration::from_millis(20))).expect("poll");
+        client.advance();
+        if !released {
+            turns_while_waiting += 1;
+            if started.elapsed() > Duration::from_millis(300) {
+                server.go();
+                released = true;
+            }
+        }
+        for c in client.take_completed() {
+            done.push((c.id, c.result.expect("ok").status));
+        }
+    }
+    assert_eq!(done, [(first, 200), (second, 201)]);
+    assert!(
+        turns_while_waiting >= 5,
+        "the caller's loop was held: {turns_while_waiting} turns in 300 ms"
+    );
+    std::fs::remove_dir_all(&dir).expect("cleanup");
 }

@@ -126,9 +126,20 @@ impl EventLines {
         }
     }
 
+    /// True when bytes arrived that were not looked at yet (a complete event
+    /// may be among them).
+    pub(crate) fn unscanned(&self) -> bool {
+        self.scanned < self.buf.len()
+    }
+
     /// Bytes of an unfinished line (the stream ended in the middle of one).
     pub(crate) fn partial_len(&self) -> usize {
-        self.buf[self.start..].trim_ascii().len()
+        let rest = &self.buf[self.start..];
+        let tail = match rest.iter().rposition(|&b| b == b'\n') {
+            Some(i) => &rest[i + 1..],
+            None => rest,
+        };
+        tail.trim_ascii().len()
     }
 }
 

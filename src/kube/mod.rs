@@ -1,20 +1,33 @@
-//! The Kubernetes side of the agent: connection config, request/response
-//! calls and a pollable watch on `RouteConfiguration` objects
-//! (`networking.liqo.io/v1beta1`, namespaced, status subresource).
+//! The Kubernetes side of the agent: connection config, a non-blocking API
+//! client driven by the agent's poll(2) loop, and pollable watches.
+//!
+//! Layers, bottom up, each its own file and its own tests:
+//! * `exchange.rs`: one HTTP/1.1 request/response as bytes in, bytes out
+//!   (ureq's sans-IO engine, `ureq-proto`); tested with scripted bytes.
+//! * `conn.rs`: one non-blocking TCP + rustls connection.
+//! * [`call`]: the generic [`ApiRequest`] (any method, path, body, content
+//!   type; deadline and response budget) and its outcome.
+//! * [`client`]: [`Client`], running calls over a small keep-alive pool,
+//!   plus blocking helpers for `routecfg once` and tests.
+//! * [`list`]: a bounded, paged list as a state machine ([`Pager`]).
+//! * [`watch`]: a [`Watch`] stream on any collection, with bookmarks.
+//! * `requests.rs`: RouteConfiguration and Event requests.
 //!
 //! Objects stay `serde_json::Value` here: this layer moves bytes and keeps
 //! the API's contracts (resourceVersion preconditions, 409/410, bookmarks);
-//! typing and validation belong to the model. Everything is synchronous and
-//! single-threaded: request calls block for a bounded time, the watch never
-//! blocks (see [`watch`]).
+//! typing and validation belong to the model.
 
 mod backoff;
 mod base64;
+pub mod call;
 pub mod client;
 pub mod config;
+mod conn;
 mod error;
 mod events;
-mod http1;
+mod exchange;
+pub mod list;
+pub mod requests;
 #[cfg(test)]
 mod test_server;
 mod tls;
@@ -22,10 +35,12 @@ mod token;
 pub mod watch;
 
 pub use backoff::Backoff;
+pub use call::{ApiRequest, ApiResponse, CallId, Completed};
 pub use client::{Client, EventType};
 pub use config::{Auth, ConnectOptions, KubeConfig, Server};
 pub use error::KubeError;
 pub use events::{WatchEvent, WatchEventKind};
+pub use list::{ListLimits, Pager};
 pub use watch::{Watch, WatchPoll};
 
 /// API group of RouteConfiguration.

@@ -1,11 +1,7 @@
 //! TLS material for talking to the API server: one rustls configuration
-//! used by the watch stream, and the equivalent ureq configuration for the
-//! request/response calls, built from the same checked certificates so both
-//! paths trust (and present) exactly the same things.
-//!
-//! Everything is validated here, before ureq sees it: ureq `expect`s that
-//! rustls accepts a client certificate/key pair, and a panic in a node agent
-//! is not an acceptable way to report a bad kubeconfig.
+//! shared by every connection (calls and watches), so all of them trust
+//! (and present) exactly the same things. Everything is validated here: a
+//! bad certificate or key is a config error naming the part, never a panic.
 
 use std::sync::Arc;
 
@@ -29,8 +25,6 @@ pub struct TlsMaterial {
 pub struct Identity {
     pub chain: Vec<CertificateDer<'static>>,
     pub key: PrivateKeyDer<'static>,
-    /// ureq only builds keys from PEM (its key-kind type is private).
-    key_pem: Vec<u8>,
 }
 
 impl Identity {
@@ -41,7 +35,6 @@ impl Identity {
         Ok(Identity {
             chain: certs_from_pem(cert_pem, "client certificate")?,
             key: key_from_pem(key_pem, "client key")?,
-            key_pem: key_pem.to_vec(),
         })
     }
 }
@@ -50,7 +43,6 @@ impl Identity {
 #[derive(Clone)]
 pub(crate) struct Tls {
     pub(crate) rustls: Arc<ClientConfig>,
-    pub(crate) ureq: ureq::tls::TlsConfig,
 }
 
 impl std::fmt::Debug for Tls {
@@ -130,44 +122,9 @@ pub(crate) fn build(material: &TlsMaterial) -> Result<Tls, String> {
         None => builder.with_no_client_auth(),
     };
 
-    let ureq_config = ureq_tls(material, provider)?;
     Ok(Tls {
         rustls: Arc::new(rustls_config),
-        ureq: ureq_config,
     })
-}
-
-/// The same trust and identity, in ureq's types. Only called once rustls
-/// has accepted the material, so ureq's internal `expect` cannot fire.
-fn ureq_tls(
-    material: &TlsMaterial,
-    provider: Arc<CryptoProvider>,
-) -> Result<ureq::tls::TlsConfig, String> {
-    use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
-
-    let roots: Vec<Certificate<'static>> = material
-        .roots
-        .iter()
-        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
-        .collect();
-    let client_cert = match &material.identity {
-        Some(id) => {
-            let chain: Vec<Certificate<'static>> = id
-                .chain
-                .iter()
-                .map(|c| Certificate::from_der(c.as_ref()).to_owned())
-                .collect();
-            let key = PrivateKey::from_pem(&id.key_pem).map_err(|e| format!("client key: {e}"))?;
-            Some(ClientCert::new_with_certs(&chain, key))
-        }
-        None => None,
-    };
-    Ok(TlsConfig::builder()
-        .root_certs(RootCerts::new_with_certs(&roots))
-        .client_cert(client_cert)
-        .disable_verification(material.insecure)
-        .unversioned_rustls_crypto_provider(provider)
-        .build())
 }
 
 /// Accepts any server certificate, but still checks the handshake

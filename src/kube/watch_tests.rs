@@ -4,6 +4,7 @@ use super::*;
 use crate::kube::WatchEventKind;
 use crate::kube::test_server::{CA_BUNDLE, CA2, CLIENT_CRT, CLIENT_KEY, Server, Step, chunk};
 use crate::kube::tls::{Identity, TlsMaterial, build, certs_from_pem};
+use std::io;
 
 fn tls(roots: &[u8], with_identity: bool) -> Arc<ClientConfig> {
     let material = TlsMaterial {
@@ -103,11 +104,11 @@ fn events_split_anywhere_arrive_and_the_loop_never_blocks() {
     let request = server.requests.recv().expect("request seen");
     assert!(request.starts_with("GET /apis/networking.liqo.io/v1beta1/routeconfigurations?watch=1&resourceVersion=5 HTTP/1.1\r\n"));
     assert!(
-        request.contains("\r\nAuthorization: Bearer tok-1\r\n"),
+        request.contains("\r\nauthorization: Bearer tok-1\r\n"),
         "{request}"
     );
     assert!(
-        request.contains(&format!("\r\nHost: {}\r\n", server.addr)),
+        request.contains(&format!("\r\nhost: {}\r\n", server.addr)),
         "{request}"
     );
 

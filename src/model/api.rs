@@ -137,8 +137,24 @@ pub struct RouteSpec {
     pub onlink: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// ECMP next hops, instead of `gw` (upstream's newer CRD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_hops: Option<Vec<NextHopSpec>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_ref: Option<ObjectReference>,
+}
+
+/// `routes[].nextHops[]`: one path of a multipath route. Kept as raw as
+/// the route's own fields so validation names the bad one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NextHopSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gw: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<RawInt>,
 }
 
 /// Informational reference carried by tables, rules and routes; routecfg
@@ -380,5 +396,72 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(v.table.rules.len(), 1);
         assert_eq!(v.table.routes.len(), 1);
+    }
+
+    fn crd_version(path: &std::path::Path) -> serde_json::Value {
+        let text =
+            std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let crd: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+        crd["spec"]["versions"][0].clone()
+    }
+
+    #[test]
+    fn upstream_ecmp_crd_round_trips_and_validates() {
+        let path = crate::model::testdata::shared_dir()
+            .join("upstream/routeconfigurations-ecmp.networking.liqo.io.yaml");
+        let version = crd_version(&path);
+        let mut example = crd_example(&version["schema"]["openAPIV3Schema"]);
+        example["metadata"] = json!({"name": "x", "namespace": "liqo"});
+        let route = &mut example["spec"]["table"]["rules"][0]["routes"][0];
+        assert_eq!(
+            route["nextHops"],
+            json!([{"gw": "10.0.0.1", "dev": "x", "weight": 1}])
+        );
+        // Upstream's rule: gw or nextHops, not both.
+        route.as_object_mut().unwrap().remove("gw");
+        let obj: RouteConfiguration = serde_json::from_value(example.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&obj).unwrap(), example);
+        let v = crate::model::validate(&obj, crate::routing::DEFAULT_PROTOCOL)
+            .unwrap_or_else(|e| panic!("{e}"));
+        // One next hop is a plain route; the route-level dev is ignored.
+        let r = &v.table.routes[0];
+        assert_eq!(r.gateway, Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(r.dev.as_deref(), Some("x"));
+    }
+
+    /// Every route and next-hop field of upstream's newest CRD exists in
+    /// ours, so the API server never prunes one of them.
+    #[test]
+    fn our_crd_carries_every_upstream_route_field() {
+        let ours =
+            crd_version(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static/crd.yaml"));
+        let upstream = crd_version(
+            &crate::model::testdata::shared_dir()
+                .join("upstream/routeconfigurations-ecmp.networking.liqo.io.yaml"),
+        );
+        let route = |v: &serde_json::Value| {
+            v["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["table"]
+                ["properties"]["rules"]["items"]["properties"]["routes"]["items"]
+                .clone()
+        };
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            let mut k: Vec<String> = v["properties"]
+                .as_object()
+                .map(|p| p.keys().cloned().collect())
+                .unwrap_or_default();
+            k.sort();
+            k
+        };
+        let (ours, upstream) = (route(&ours), route(&upstream));
+        assert_eq!(keys(&ours), keys(&upstream));
+        let hops = |v: &serde_json::Value| v["properties"]["nextHops"]["items"].clone();
+        assert_eq!(keys(&hops(&ours)), vec!["dev", "gw", "weight"]);
+        assert_eq!(keys(&hops(&ours)), keys(&hops(&upstream)));
+        let weight = &hops(&ours)["properties"]["weight"];
+        assert_eq!(
+            (&weight["minimum"], &weight["maximum"], &weight["default"]),
+            (&json!(0), &json!(255), &json!(0))
+        );
+        assert_eq!(hops(&ours)["required"], json!(["gw", "dev"]));
     }
 }

@@ -5,11 +5,12 @@
 //! silently misread) what the object asks for: failing here, with a field
 //! path, beats a reconcile loop that retries a doomed netlink request.
 
-use super::api::{RawInt, RouteConfiguration, RouteSpec, RuleSpec};
-use crate::routing::{Family, Route, Rule, Scope, Table};
+use super::api::{NextHopSpec, RawInt, RouteConfiguration, RouteSpec, RuleSpec};
+use crate::routing::{Family, NextHop, Route, Rule, Scope, Table};
 use crate::table_id::table_id;
 use index::DstIndex;
 use ipnet::IpNet;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
@@ -70,6 +71,7 @@ pub(crate) struct RouteFields<'a> {
     pub dev: Option<&'a str>,
     pub onlink: Option<bool>,
     pub scope: Option<&'a str>,
+    pub next_hops: Option<&'a [NextHopSpec]>,
 }
 
 impl<'a> RouteFields<'a> {
@@ -81,6 +83,7 @@ impl<'a> RouteFields<'a> {
             dev: r.dev.as_deref(),
             onlink: r.onlink,
             scope: r.scope.as_deref(),
+            next_hops: r.next_hops.as_deref(),
         }
     }
 }
@@ -171,20 +174,29 @@ impl Families {
 /// A problem with one field of a rule or route, before the path to the
 /// rule or route is known; `field` is empty for the whole rule or route.
 struct Issue {
-    field: &'static str,
+    field: Cow<'static, str>,
     message: String,
 }
 
-fn issue(field: &'static str, message: impl Into<String>) -> Issue {
+fn issue(field: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Issue {
     Issue {
-        field,
+        field: field.into(),
         message: message.into(),
     }
 }
 
 impl Issue {
     fn at(self, base: &str) -> (String, String) {
-        (join(base, self.field), self.message)
+        (join(base, &self.field), self.message)
+    }
+
+    /// The same problem one level down, e.g. `gw` of `nextHops[1]`.
+    fn under(self, parent: &str) -> Issue {
+        let field = join(parent, &self.field);
+        Issue {
+            field: field.into(),
+            message: self.message,
+        }
     }
 }
 
@@ -461,12 +473,48 @@ fn check_route(
     let Some(dst) = cidr("dst", r.dst, warnings)? else {
         return Err(issue("dst", "is required"));
     };
-    let gateway = ip_like("gw", r.gw, &dst)?;
+    let mut gateway = ip_like("gw", r.gw, &dst)?;
     let prefsrc = ip_like("src", r.src, &dst)?;
-    let dev = ifname("dev", r.dev)?;
-    let onlink = r.onlink.unwrap_or(false);
+    let mut dev = ifname("dev", r.dev)?.map(str::to_string);
+    let mut onlink = r.onlink.unwrap_or(false);
+    let mut nexthops = Vec::new();
+    if let Some(hops) = r.next_hops {
+        if gateway.is_some() {
+            return Err(issue(
+                "nextHops",
+                "cannot be used together with gw (a route has either gw or nextHops)",
+            ));
+        }
+        if onlink {
+            // Upstream sends it as rtm_flags, which the kernel ignores for
+            // next hops given in RTA_MULTIPATH (even a single one): the
+            // same kernel state is a route without it.
+            warnings.push(issue(
+                "onlink",
+                "is ignored with nextHops (the kernel ignores a route-level onlink \
+                 on a multipath route)",
+            ));
+            onlink = false;
+        }
+        nexthops = check_next_hops(hops, &dst, warnings)?;
+        if let Some(d) = dev {
+            warnings.push(issue(
+                "dev",
+                format!("{d:?} is ignored: the route has nextHops, each with its own dev"),
+            ));
+        }
+        dev = None;
+        if nexthops.len() == 1 {
+            // The kernel stores one next hop as a plain route; modelling
+            // it that way makes it compare equal to what a dump returns.
+            if let Some(single) = nexthops.pop() {
+                gateway = single.gateway;
+                dev = single.dev;
+            }
+        }
+    }
     let scope = match r.scope {
-        None if gateway.is_some() => Scope::Global,
+        None if gateway.is_some() || !nexthops.is_empty() => Scope::Global,
         None => Scope::Link,
         Some("global") => Scope::Global,
         Some("link") => Scope::Link,
@@ -487,7 +535,7 @@ fn check_route(
     } else {
         scope
     };
-    if gateway.is_none() && dev.is_none() {
+    if gateway.is_none() && dev.is_none() && nexthops.is_empty() {
         return Err(issue(
             "",
             "needs gw or dev (the kernel cannot install a route with neither)",
@@ -502,7 +550,7 @@ fn check_route(
     if onlink && gateway.is_none() {
         return Err(issue("onlink", "needs gw (onlink applies to a gateway)"));
     }
-    if scope == Scope::Host && gateway.is_some() {
+    if scope == Scope::Host && (gateway.is_some() || !nexthops.is_empty()) {
         return Err(issue(
             "scope",
             "host scope cannot be used with a gateway (the kernel refuses it)",
@@ -513,12 +561,77 @@ fn check_route(
         dst,
         gateway,
         prefsrc,
-        dev: dev.map(str::to_string),
+        dev,
         onlink,
         scope,
         protocol,
         metric: None,
+        nexthops: nexthops.into(),
     })
+}
+
+/// Checks `nextHops` and returns them sorted (their order never matters).
+/// Borrowed names become owned only here, once per next hop.
+fn check_next_hops(
+    hops: &[NextHopSpec],
+    dst: &IpNet,
+    warnings: &mut Vec<Issue>,
+) -> Result<Vec<NextHop>, Issue> {
+    if hops.is_empty() {
+        return Err(issue("nextHops", "needs at least one next hop"));
+    }
+    let mut out: Vec<NextHop> = Vec::with_capacity(hops.len());
+    for (k, h) in hops.iter().enumerate() {
+        let at = |e: Issue| e.under(&format!("nextHops[{k}]"));
+        let Some(gateway) = ip_like("gw", h.gw.as_deref(), dst).map_err(at)? else {
+            return Err(at(issue("gw", "is required in each next hop")));
+        };
+        let Some(dev) = ifname("dev", h.dev.as_deref()).map_err(at)? else {
+            return Err(at(issue("dev", "is required in each next hop")));
+        };
+        let weight = match &h.weight {
+            None => 0,
+            Some(w) => weight(w).map_err(|m| at(issue("weight", m)))?,
+        };
+        if hops.len() == 1 && weight != 0 {
+            warnings.push(at(issue(
+                "weight",
+                "has no effect on a single next hop (the kernel stores it as a plain route)",
+            )));
+        }
+        if dst.addr().is_ipv6() {
+            if let Some(first) = out
+                .iter()
+                .position(|o| o.gateway == Some(gateway) && o.dev.as_deref() == Some(dev))
+            {
+                return Err(at(issue(
+                    "",
+                    format!(
+                        "repeats the gw and dev of nextHops[{first}]; the kernel refuses \
+                         duplicate IPv6 next hops (EEXIST)"
+                    ),
+                )));
+            }
+        }
+        out.push(NextHop {
+            gateway: Some(gateway),
+            dev: Some(dev.to_string()),
+            weight,
+            onlink: false,
+        });
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// A next hop's weight: an integer 0..=255, as the CRD says.
+fn weight(w: &RawInt) -> Result<u8, String> {
+    let out_of_range = || format!("{w} is out of range 0..=255");
+    match w.to_u32() {
+        Ok(v) => u8::try_from(v).map_err(|_| out_of_range()),
+        Err(_) if w.0.as_i64().is_some() || w.0.as_u64().is_some() => Err(out_of_range()),
+        Err(m) => Err(m),
+    }
 }
 
 /// Parses an optional CIDR; host bits are cleared with a warning, as
@@ -647,8 +760,13 @@ fn differences(a: &Route, b: &Route) -> Vec<&'static str> {
     if a.scope != b.scope {
         d.push("scope");
     }
+    if a.nexthops != b.nexthops {
+        d.push("nextHops");
+    }
     d
 }
 
+#[cfg(test)]
+mod next_hop_tests;
 #[cfg(test)]
 mod tests;

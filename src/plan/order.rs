@@ -24,14 +24,15 @@ pub(super) fn assemble(rules: RuleChanges, routes: RouteChanges<'_>) -> Plan {
     sort_rules(&mut rule_adds);
     sort_rules(&mut rule_dels);
 
-    let (mut without_gateway, with_gateway): (Vec<&Route>, Vec<&Route>) =
-        replace.into_iter().partition(|r| r.gateway.is_none());
+    let (mut without_gateway, with_gateway): (Vec<&Route>, Vec<&Route>) = replace
+        .into_iter()
+        .partition(|r| r.gateways().next().is_none());
     sort_routes(&mut without_gateway);
 
     let mut reachable = Reachable::new(&direct);
     let (mut resolvable, mut others): (Vec<&Route>, Vec<&Route>) = with_gateway
         .into_iter()
-        .partition(|r| r.gateway.is_some_and(|gw| reachable.covers(gw)));
+        .partition(|r| r.gateways().all(|gw| reachable.covers(gw)));
     sort_routes(&mut resolvable);
     sort_routes(&mut others);
     sort_routes(&mut route_dels);

@@ -77,11 +77,15 @@ fn render_route(verb: &str, route: &Route) -> String {
         let _ = write!(s, " src {prefsrc}");
     }
     let _ = write!(s, " table {} proto {}", route.table, route.protocol);
-    if route.scope != implied_scope(family, route.gateway) {
+    if route.scope != implied_scope(family, route.gateways().next()) {
         let _ = write!(s, " scope {}", route.scope.name());
     }
     if let Some(metric) = route.metric {
         let _ = write!(s, " metric {metric}");
+    }
+    // Last: `ip` reads everything after the first `nexthop` as next hops.
+    for hop in route.nexthops.iter() {
+        let _ = write!(s, " {hop}");
     }
     s
 }

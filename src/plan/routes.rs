@@ -2,7 +2,7 @@
 //! routes are stale, and which desired routes must wait.
 
 use super::{Pending, Prune, route_key};
-use crate::routing::{Family, Route, Snapshot, Table};
+use crate::routing::{Family, NextHop, Route, Snapshot, Table};
 use ipnet::IpNet;
 use std::collections::HashSet;
 
@@ -99,7 +99,7 @@ pub(super) fn diff<'a>(
             e += 1;
         }
         let same_dst = &existing[start..e];
-        if let Some(dev) = want.dev.as_deref().filter(|dev| !links.contains(dev)) {
+        if let Some(dev) = want.devs().find(|dev| !links.contains(dev)) {
             // Its dst stays desired, so whatever the kernel has for it is
             // left alone until the link exists.
             pending.push(Pending {
@@ -109,7 +109,7 @@ pub(super) fn diff<'a>(
             });
             continue;
         }
-        if want.gateway.is_none() {
+        if want.gateways().next().is_none() {
             direct.push(want.dst);
         }
         let keep = match same_dst
@@ -180,6 +180,23 @@ fn satisfies(kernel: &Route, want: &Route) -> bool {
         && kernel.scope == want.scope
         && kernel.protocol == want.protocol
         && (want.dev.is_none() || kernel.dev == want.dev)
+        && same_next_hops(&kernel.nexthops, &want.nexthops)
+}
+
+/// Next hops compared as a multiset: their order never counts, and a
+/// next hop listed twice must be there twice. Both sides normally arrive
+/// sorted, so the copy is only made when they differ.
+fn same_next_hops(kernel: &[NextHop], want: &[NextHop]) -> bool {
+    if kernel == want {
+        return true;
+    }
+    if kernel.len() != want.len() {
+        return false;
+    }
+    let (mut a, mut b) = (kernel.to_vec(), want.to_vec());
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
 }
 
 /// Whether a kernel route sits at the metric a route written without one

@@ -7,7 +7,8 @@
 #
 # Environment:
 #   CHANGES=200       spec changes timed (kubectl patch -> route in kernel)
-#   REPAIRS=100       hand deletions timed (deleted -> re-added)
+#   REPAIRS=100       hand deletions timed (deleted -> re-added), with the
+#                     API server running and again with it stopped (SIGSTOP)
 #   OBJECTS=100 ROUTES_PER_OBJECT=100   size of the memory figure
 #   IDLE_SECONDS=60   length of the idle CPU measurement
 #   ROUTECFG_CACHE    where .ci/setup-kube.sh put kube-apiserver
@@ -206,6 +207,47 @@ for ((k = 1; k <= REPAIRS; k++)); do
     wait_until "repair of $dst" 30 seen "$dst" "$from"
     echo "$(stamp_of "$dst" "$from" Deleted) $(stamp_of "$dst" "$from")" >>"$work/repairs.txt"
 done
+
+# --- 1b. the same hand deletions while kube-apiserver is stopped ---------
+# SIGSTOP: connections stay open and nothing answers. A link goes first, so
+# an object flips to not-applied and its status and Event writes are stuck
+# behind the stopped server while the repairs are timed.
+apiserver_pid=""
+for pid in $(ip netns pids "$api"); do
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = kube-apiserver ] && apiserver_pid=$pid
+done
+[ -n "$apiserver_pid" ] || { say "kube-apiserver pid not found"; exit 1; }
+ip -n "$node" link add flip0 type veth peer name flip0p
+ip -n "$node" link set flip0p up
+ip -n "$node" link set flip0 up
+cat >"$work/flip.json" <<EOF
+{"apiVersion": "networking.liqo.io/v1beta1", "kind": "RouteConfiguration",
+ "metadata": {"name": "flip", "namespace": "liqo",
+              "labels": {"networking.liqo.io/route-category": "fabric"}},
+ "spec": {"table": {"name": "flip", "rules": [
+   {"dst": "10.69.0.0/16", "routes": [{"dst": "10.69.0.0/16", "dev": "flip0", "scope": "link"}]}]}}}
+EOF
+kc apply -f "$work/flip.json" >/dev/null
+flip_says() {
+    [ "$(kc get routeconfigurations.networking.liqo.io flip -n liqo \
+        -o jsonpath='{.status.conditions[0].status}')" = "$1" ]
+}
+wait_until "flip Applied=True" 30 flip_says True
+say "timing $REPAIRS hand deletions with kube-apiserver stopped"
+kill -STOP "$apiserver_pid"
+ip -n "$node" link del flip0
+sleep 1
+: >"$work/repairs_stopped.txt"
+for ((k = 1; k <= REPAIRS; k++)); do
+    from=$(wc -l <"$mon")
+    ip -n "$node" route del "$dst/32" table "$lat_table"
+    wait_until "repair of $dst (API server stopped)" 30 seen "$dst" "$from"
+    echo "$(stamp_of "$dst" "$from" Deleted) $(stamp_of "$dst" "$from")" >>"$work/repairs_stopped.txt"
+done
+kill -CONT "$apiserver_pid"
+t_cont=$EPOCHREALTIME
+wait_until "flip Applied=False after SIGCONT" 120 flip_says False
+t_status=$EPOCHREALTIME
 for pid in $(ip netns pids "$node"); do [ "$pid" = "$agent" ] || kill "$pid" 2>/dev/null || true; done
 
 # percentiles FILE EXPR: p50/p99/max (ms) of EXPR over the file's columns.
@@ -261,6 +303,10 @@ printf '%-44s %s\n' "kubectl patch returned -> route in kernel:" "$(percentiles 
 printf '%-44s %s\n' "kubectl patch started  -> route in kernel:" "$(percentiles "$work/changes.txt" '$3 - $1')"
 printf '%-44s %s\n' "(kubectl patch itself, start -> return):" "$(percentiles "$work/changes.txt" '$2 - $1')"
 printf '%-44s %s\n' "hand deletion -> route back (kernel events):" "$(percentiles "$work/repairs.txt" '$2 - $1')"
+printf '%-44s %s\n' "same, kube-apiserver stopped (SIGSTOP):" "$(percentiles "$work/repairs_stopped.txt" '$2 - $1')"
+awk -v a="$t_cont" -v b="$t_status" 'BEGIN {
+    printf "%-44s %.2f s\n", "SIGCONT -> pending Applied=False written:", b - a }'
+echo "  (before the non-blocking client, a repair waited 25.1 s behind status writes here)"
 echo "  (kubectl needs a few ms to exit after the API answered: the route is often in"
 echo "   the kernel before it returns, hence values around or below zero)"
 echo "  (kubectl apply creates the objects one by one; the agent applies them as they come)"

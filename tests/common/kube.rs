@@ -280,6 +280,18 @@ impl KubeEnv {
         }
     }
 
+    /// Sends `signal` (SIGSTOP, SIGCONT, ...) to kube-apiserver: a server
+    /// that hangs without closing anything.
+    pub fn signal_apiserver(&self, signal: i32) {
+        let child = self
+            .apiserver
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: kube-apiserver is not running", self.netns));
+        // SAFETY: kill(2) on our own child's pid, which is not reaped yet.
+        let r = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        assert_eq!(r, 0, "kill: {}", std::io::Error::last_os_error());
+    }
+
     /// Starts kube-apiserver again (same etcd, certificates and tokens) and
     /// waits until it is ready.
     pub fn start_apiserver(&mut self) {

@@ -17,8 +17,8 @@
 
 use super::Loaded;
 use crate::model::api::{
-    API_GROUP, API_VERSION, KIND, ObjectMeta, ObjectReference, RawInt, RouteConfiguration,
-    RouteConfigurationSpec, RouteSpec, RuleSpec, Status, TableSpec,
+    API_GROUP, API_VERSION, KIND, NextHopSpec, ObjectMeta, ObjectReference, RawInt,
+    RouteConfiguration, RouteConfigurationSpec, RouteSpec, RuleSpec, Status, TableSpec,
 };
 use crate::model::validate::{RouteFields, Validator};
 use serde::Deserialize;
@@ -536,6 +536,7 @@ impl<'de> Visitor<'de> for RouteSeed<'_> {
         let mut dev = None;
         let mut onlink = None;
         let mut scope = None;
+        let mut next_hops = None;
         let mut target_ref = None;
         while let Some(Key(key)) = map.next_key()? {
             match &*key {
@@ -550,6 +551,13 @@ impl<'de> Visitor<'de> for RouteSeed<'_> {
                     &mut map,
                 )?,
                 "scope" => once(&mut scope, "scope", text, &mut map)?,
+                // Rare and short: parsed as the general path parses it.
+                "nextHops" => once(
+                    &mut next_hops,
+                    "nextHops",
+                    |m| m.next_value::<Option<Vec<NextHopSpec>>>(),
+                    &mut map,
+                )?,
                 // Parsed only so that a malformed one is refused as serde
                 // would.
                 "targetRef" => once(
@@ -570,6 +578,7 @@ impl<'de> Visitor<'de> for RouteSeed<'_> {
             dev: borrow(&dev),
             onlink: onlink.flatten(),
             scope: borrow(&scope),
+            next_hops: next_hops.as_ref().and_then(|h| h.as_deref()),
         };
         self.0.route(&fields);
         Ok(())

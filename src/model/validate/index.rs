@@ -81,6 +81,7 @@ mod tests {
             scope: Scope::Link,
             protocol: 114,
             metric: None,
+            nexthops: Default::default(),
         }
     }
 

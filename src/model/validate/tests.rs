@@ -99,6 +99,7 @@ fn rome_worker_gw_node_in_kernel_terms() {
         scope: Scope::Link,
         protocol: DEFAULT_PROTOCOL,
         metric: None,
+        nexthops: Default::default(),
     };
     let pod = |dst: &str| Route {
         dst: net(dst),

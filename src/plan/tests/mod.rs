@@ -3,6 +3,7 @@
 //! kernel rules with the priority the kernel picked, kernel routes with
 //! the dev the kernel chose and the metric it reports.
 
+mod next_hops;
 mod order;
 mod plan_stats;
 mod render;
@@ -79,6 +80,7 @@ pub(super) fn link_route(table: u32, dst: &str, dev: &str) -> Route {
         scope: Scope::Link,
         protocol: OWN,
         metric: None,
+        nexthops: Default::default(),
     }
 }
 
@@ -94,6 +96,7 @@ pub(super) fn gw_route(table: u32, dst: &str, gw: &str, dev: Option<&str>) -> Ro
         scope: Scope::Global,
         protocol: OWN,
         metric: None,
+        nexthops: Default::default(),
     }
 }
 

@@ -113,6 +113,7 @@ fn stale_routes_of_managed_table_are_deleted_as_dumped() {
     let stale_foreign = Route {
         protocol: 2,
         metric: Some(7),
+        nexthops: Default::default(),
         ..link_route(T, "10.99.0.0/16", "eth0")
     };
     let desired = [table(T, vec![], vec![want.clone()])];

@@ -90,6 +90,23 @@ fn route(r: &mut Rng) -> Value {
         10,
         &[json!({"kind": "Pod", "name": "p"}), json!({"kind": 1})],
     );
+    maybe(
+        r,
+        &mut m,
+        "nextHops",
+        10,
+        &[
+            json!([{"gw": "10.0.0.1", "dev": "eth0"}, {"gw": "10.0.0.2", "dev": "e1", "weight": 3}]),
+            json!([{"gw": "10.0.0.1", "dev": "eth0", "weight": 7}]),
+            json!([]),
+            json!(null),
+            json!([{"gw": "10.0.0.1"}]),
+            json!([{"gw": "10.0.0.1", "dev": "eth0", "weight": 256}]),
+            json!([{"gw": "fd00::1", "dev": "eth0"}, {"gw": "fd00::1", "dev": "eth0"}]),
+            json!([{"gw": "10.0.0.1", "dev": "eth0", "weight": "1"}]),
+            json!({"gw": "10.0.0.1"}),
+        ],
+    );
     maybe(r, &mut m, "comment", 5, &[json!({"any": [1, 2]})]);
     Value::Object(m)
 }
@@ -333,4 +350,44 @@ fn fast_path_agrees_with_the_general_path() {
         valid > 300 && validated - valid > 300,
         "{valid} of {validated} valid"
     );
+}
+
+/// `nextHops` taken by the fast path, validated and kept, exactly as the
+/// general path does it (valid and invalid next hops alike).
+#[test]
+fn next_hops_take_the_fast_path_with_the_same_result() {
+    for hops in [
+        json!([{"gw": "10.0.0.1", "dev": "eth0", "weight": 3}, {"gw": "10.0.0.2", "dev": "e1"}]),
+        json!([{"gw": "10.0.0.1", "dev": "eth0"}]),
+        json!([{"gw": "10.0.0.1", "dev": "eth0", "weight": 300}]),
+        json!([{"dev": "eth0"}]),
+    ] {
+        let text = json!({
+            "apiVersion": "networking.liqo.io/v1beta1", "kind": "RouteConfiguration",
+            "metadata": {"name": "o", "namespace": "liqo"},
+            "spec": {"table": {"name": "t", "rules": [{"iif": "x", "routes": [
+                {"dst": "10.8.0.0/16", "dev": "ignored0", "nextHops": hops}]}]}}
+        })
+        .to_string();
+        let (objects, errors) = parse_general(&text, "t.json");
+        assert!(errors.is_empty(), "{errors:?}");
+        let fast = parse_json(&text, Mode::Keep).expect("fast path taken");
+        assert_eq!(fast[0].object, objects[0]);
+        assert_eq!(
+            objects[0].spec.table.rules.as_ref().unwrap()[0]
+                .routes
+                .as_ref()
+                .unwrap()[0]
+                .next_hops
+                .as_ref()
+                .map(Vec::len),
+            hops.as_array().map(Vec::len)
+        );
+        let checked = parse_json(&text, Mode::Validate(114)).expect("fast path taken");
+        assert_eq!(
+            checked[0].validated.as_ref(),
+            Some(&validate(&objects[0], 114)),
+            "{text}"
+        );
+    }
 }

@@ -1,0 +1,832 @@
+//! The agent's API side, all of it non-blocking: list and watch as a state
+//! machine ([`Sync`]), the write queue's intents rendered into calls, and
+//! the calls' results. Everything goes through [`crate::kube::Client`]
+//! (calls) and [`crate::kube::Watch`] (the stream), both driven by the
+//! loop's poll(2).
+//!
+//! * A list runs page by page within [`crate::kube::ListLimits`]; when it
+//!   fails, the last good state stays (fail static) and it is retried with
+//!   backoff.
+//! * The watch keeps its contract (bookmarks; 410 means re-list; capped,
+//!   jittered backoff). A watch that ends less than [`SHORT_WATCH`] after
+//!   it started counts as a failure, so a server that answers a watch with
+//!   an empty 200 is not hammered.
+//! * Each wakeup handles at most [`WATCH_EVENTS_PER_TURN`] events or
+//!   [`WATCH_TIME_PER_TURN`] of watch work, so an endless stream cannot
+//!   starve the kernel, the metrics server or signals.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::reconcile::{has_finalizer, split_key};
+use super::runner::{Agent, FINALIZER};
+use super::state::key_of;
+use super::status::updated_status;
+use super::writes::Done;
+use crate::kube::{
+    ApiRequest, CallId, Completed, EventType, KubeError, ListLimits, Pager, Watch, WatchEventKind,
+    WatchPoll, requests,
+};
+
+/// A watch that ends sooner than this after it started is a failure.
+pub const SHORT_WATCH: Duration = Duration::from_secs(1);
+/// Most watch events handled in one wakeup.
+pub const WATCH_EVENTS_PER_TURN: usize = 1000;
+/// Most time spent on watch events in one wakeup.
+pub const WATCH_TIME_PER_TURN: Duration = Duration::from_millis(20);
+/// Most write calls in flight at once (the client has few connections; the
+/// rest wait in the queue, where the latest intent wins).
+const WRITES_IN_FLIGHT: usize = 16;
+/// A watch that lived this long resets the backoff before its failure
+/// counts (as does an event after [`SHORT_WATCH`]).
+const HEALTHY_WATCH: Duration = Duration::from_secs(60);
+
+/// Where list and watch stand.
+pub(super) enum Sync {
+    /// List when this time comes (at start, after a 410, after a failure).
+    ListAt(Instant),
+    /// A list in progress: its pager and the page call in flight.
+    Listing {
+        pager: Box<Pager>,
+        call: CallId,
+    },
+    /// Start a watch from the last resourceVersion when this time comes.
+    WatchAt(Instant),
+    Watching {
+        watch: Box<Watch>,
+        since: Instant,
+    },
+}
+
+/// Which write a queue key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum WriteKind {
+    Status,
+    Finalizer,
+    Event,
+}
+
+/// A write-queue key: one kind of write for one object (`namespace/name`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct WriteKey {
+    pub(super) kind: WriteKind,
+    pub(super) object: String,
+}
+
+/// What an object should say; rendered into a request when sent.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Intent {
+    /// This host's `Applied` condition.
+    Status { applied: bool },
+    /// Our finalizer present or absent.
+    Finalizer { present: bool },
+    /// An Event about the object.
+    Event {
+        reason: &'static str,
+        message: String,
+        kind: EventType,
+        /// When it happened (RFC 3339): part of the Event's name, so a
+        /// resend after a lost answer is not a second Event.
+        at: String,
+    },
+}
+
+/// What a call in flight is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Purpose {
+    ListPage,
+    Write(WriteKey),
+    /// Re-read after a 409, for this key's next attempt.
+    Reread(WriteKey),
+}
+
+impl Agent {
+    /// True when list or watch wants to talk to the server now.
+    pub(super) fn api_due(&self, now: Instant) -> bool {
+        match &self.sync {
+            Sync::ListAt(t) | Sync::WatchAt(t) => *t <= now,
+            _ => false,
+        }
+    }
+
+    /// Starts a list or a watch when their time has come. Name resolution
+    /// (the one blocking call) happens here, only when no kernel work is
+    /// waiting.
+    pub(super) fn sync_step(&mut self, now: Instant) {
+        let wants_server =
+            self.api_due(now) || self.client.in_flight() > 0 || !self.writes.ready(now).is_empty();
+        if self.client.needs_resolve() && wants_server && self.due.is_none() {
+            if let Err(e) = self.client.resolve() {
+                self.metrics.error("api");
+                let wait = self.backoff.failed();
+                log::warn!("{e}; retrying in {} ms", wait.as_millis());
+                // Only a list or watch waiting to start is pushed back; one
+                // in progress keeps its connection.
+                match &mut self.sync {
+                    Sync::ListAt(t) | Sync::WatchAt(t) => *t = now + wait,
+                    Sync::Listing { .. } | Sync::Watching { .. } => {}
+                }
+                return;
+            }
+        }
+        match &self.sync {
+            Sync::ListAt(t) if *t <= now => {
+                let pager = Pager::new(
+                    &requests::route_configurations_path(),
+                    &self.server_selector,
+                    ListLimits::default(),
+                    now,
+                );
+                match pager.next_request(now) {
+                    Ok(request) => {
+                        let call = self.client.start(request);
+                        self.calls.insert(call, Purpose::ListPage);
+                        self.sync = Sync::Listing {
+                            pager: Box::new(pager),
+                            call,
+                        };
+                    }
+                    Err(e) => self.api_failed("list", &e, now),
+                }
+            }
+            Sync::WatchAt(t) if *t <= now => {
+                match self.client.watch(
+                    &self.resource_version,
+                    &self.server_selector,
+                    self.opts.watch_timeout,
+                ) {
+                    Ok(watch) => {
+                        self.sync = Sync::Watching {
+                            watch: Box::new(watch),
+                            since: now,
+                        }
+                    }
+                    Err(e) => self.api_failed("watch", &e, now),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A list or watch failed: 410 re-lists at once, anything else waits
+    /// for the backoff. The objects we know stay as they are.
+    fn api_failed(&mut self, what: &str, e: &KubeError, now: Instant) {
+        self.metrics.error("api");
+        if e.is_gone() {
+            log::info!("{what}: resourceVersion too old, listing again");
+            self.sync = Sync::ListAt(now);
+            return;
+        }
+        let wait = self.backoff.failed();
+        log::warn!("{what}: {e}; retrying in {} ms", wait.as_millis());
+        let relist = what == "list" || self.resource_version.is_empty();
+        self.sync = if relist {
+            Sync::ListAt(now + wait)
+        } else {
+            Sync::WatchAt(now + wait)
+        };
+    }
+
+    /// Handles watch events within this turn's budget; true when the
+    /// budget ran out with more to do.
+    pub(super) fn drain_watch(&mut self, started: Instant) -> bool {
+        let mut changed = false;
+        let mut handled = 0;
+        let mut more = false;
+        while let Sync::Watching { watch, since } = &mut self.sync {
+            // Kernel repair goes first: a reconcile that came due ends the
+            // turn, as does the budget.
+            let repair_due = self.due.is_some_and(|d| d <= Instant::now());
+            if repair_due
+                || handled >= WATCH_EVENTS_PER_TURN
+                || started.elapsed() >= WATCH_TIME_PER_TURN
+            {
+                more = true;
+                break;
+            }
+            let since = *since;
+            let now = Instant::now();
+            let polled = watch.try_next();
+            if polled.is_err() && !watch.ever_connected() {
+                self.client.addresses_failed();
+            }
+            match polled {
+                Ok(WatchPoll::Event(ev)) => {
+                    handled += 1;
+                    if now.duration_since(since) >= SHORT_WATCH {
+                        self.backoff.succeeded();
+                    }
+                    if let Some(rv) = ev.resource_version() {
+                        if ev.kind != WatchEventKind::Error {
+                            self.resource_version = rv.to_string();
+                        }
+                    }
+                    match ev.kind {
+                        WatchEventKind::Added | WatchEventKind::Modified => {
+                            log::debug!("{:?} {}", ev.kind, key_of(&ev.object));
+                            changed |= self.state.upsert(ev.object);
+                        }
+                        WatchEventKind::Deleted => {
+                            let key = key_of(&ev.object);
+                            log::info!("{key}: deleted");
+                            changed |= self.state.remove(&key);
+                            self.reported.remove(&key);
+                        }
+                        WatchEventKind::Bookmark => {}
+                        WatchEventKind::Error => {
+                            self.metrics.watch_restarts += 1;
+                            let msg = ev.error_message().unwrap_or("").to_string();
+                            let e = if ev.is_gone() {
+                                KubeError::Gone {
+                                    path: "watch".to_string(),
+                                    message: msg,
+                                }
+                            } else {
+                                KubeError::Api {
+                                    status: 0,
+                                    reason: "watch ERROR event".to_string(),
+                                    message: msg,
+                                    path: "watch".to_string(),
+                                }
+                            };
+                            self.watch_failed(&e, since, now);
+                        }
+                    }
+                }
+                Ok(WatchPoll::Pending) => break,
+                Ok(WatchPoll::Ended) => {
+                    self.metrics.watch_restarts += 1;
+                    if now.duration_since(since) < SHORT_WATCH {
+                        let wait = self.backoff.failed();
+                        self.metrics.error("api");
+                        log::warn!(
+                            "watch ended {} ms after it started; retrying in {} ms",
+                            now.duration_since(since).as_millis(),
+                            wait.as_millis()
+                        );
+                        self.sync = Sync::WatchAt(now + wait);
+                    } else {
+                        log::debug!("watch ended; renewing from {}", self.resource_version);
+                        self.backoff.succeeded();
+                        self.sync = Sync::WatchAt(now);
+                    }
+                }
+                Err(e) => {
+                    self.metrics.watch_restarts += 1;
+                    self.watch_failed(&e, since, now);
+                }
+            }
+        }
+        if changed {
+            self.absorb_changes();
+        }
+        more
+    }
+
+    fn watch_failed(&mut self, e: &KubeError, since: Instant, now: Instant) {
+        let lived = now.duration_since(since);
+        if lived >= HEALTHY_WATCH {
+            self.backoff.succeeded();
+        }
+        if e.is_gone() && lived < SHORT_WATCH {
+            // Usual after a long disconnection, but a server answering
+            // every watch with 410 must not get a list storm either.
+            self.metrics.error("api");
+            let wait = self.backoff.failed();
+            log::info!(
+                "watch: resourceVersion too old, listing again in {} ms",
+                wait.as_millis()
+            );
+            self.sync = Sync::ListAt(now + wait);
+            return;
+        }
+        self.api_failed("watch", e, now);
+    }
+
+    /// Sends the writes whose turn it is, rendered from the objects as
+    /// they are now.
+    pub(super) fn dispatch_writes(&mut self, now: Instant) {
+        for key in self.writes.ready(now) {
+            if self.writes.in_flight() >= WRITES_IN_FLIGHT {
+                break;
+            }
+            match self.render(&key) {
+                Ok(Some(request)) => {
+                    let id = self.client.start(request);
+                    self.writes.started(&key, id);
+                    self.calls.insert(id, Purpose::Write(key));
+                }
+                Ok(None) => self.writes.skipped(&key),
+                Err(e) => {
+                    // Refused locally (bad name, no resourceVersion): retrying
+                    // cannot help until the object changes.
+                    self.metrics.error("status");
+                    log::warn!("{}: {e}", key.object);
+                    self.writes.skipped(&key);
+                }
+            }
+        }
+        self.metrics.write_queue = self.writes.depth() as u64;
+    }
+
+    /// The request carrying `key`'s intent, or `None` when the object
+    /// already says it (or is gone).
+    fn render(&self, key: &WriteKey) -> Result<Option<ApiRequest>, KubeError> {
+        let (Some(intent), Some(raw)) = (self.writes.intent(key), self.state.raw(&key.object))
+        else {
+            return Ok(None);
+        };
+        let now = crate::time::now_rfc3339();
+        render(
+            intent,
+            &key.object,
+            raw,
+            &self.opts.host,
+            self.client.event_source(),
+            &now,
+        )
+    }
+
+    /// Takes the client's finished calls.
+    pub(super) fn on_completed(&mut self, done: Vec<Completed>) {
+        for c in done {
+            let Some(purpose) = self.calls.remove(&c.id) else {
+                continue;
+            };
+            let now = Instant::now();
+            match purpose {
+                Purpose::ListPage => self.on_list_page(c, now),
+                Purpose::Write(key) => self.on_write(key, c, now),
+                Purpose::Reread(key) => self.on_reread(key, c, now),
+            }
+        }
+        self.metrics.write_queue = self.writes.depth() as u64;
+    }
+
+    fn on_list_page(&mut self, c: Completed, now: Instant) {
+        let Sync::Listing { pager, call } = &mut self.sync else {
+            return;
+        };
+        if *call != c.id {
+            return;
+        }
+        match pager.on_page(&c.request.path, c.result, now) {
+            Ok(None) => match pager.next_request(now) {
+                Ok(request) => {
+                    let id = self.client.start(request);
+                    *call = id;
+                    self.calls.insert(id, Purpose::ListPage);
+                }
+                Err(e) => self.api_failed("list", &e, now),
+            },
+            Ok(Some(list)) => {
+                self.backoff.succeeded();
+                self.listed(requests::with_kind(list));
+                self.sync = Sync::WatchAt(now);
+            }
+            Err(e) => self.api_failed("list", &e, now),
+        }
+    }
+
+    fn on_write(&mut self, key: WriteKey, c: Completed, now: Instant) {
+        match c.result {
+            Ok(response) => {
+                if key.kind != WriteKind::Event {
+                    match response.json(&c.request.path) {
+                        Ok(written) => self.state.refresh_raw(written),
+                        Err(e) => log::warn!("{}: {e}", key.object),
+                    }
+                }
+                if key.kind == WriteKind::Finalizer {
+                    log::info!("{}: finalizer updated", key.object);
+                }
+                self.writes.finished(&key, c.id, Done::Written, now);
+            }
+            Err(e) if e.is_conflict() && key.kind != WriteKind::Event => {
+                // Someone else wrote first: re-read, then try again.
+                let (ns, name) = split_key(&key.object);
+                match requests::get(ns, name) {
+                    Ok(request) => {
+                        let id = self.client.start(request);
+                        self.writes.started(&key, id);
+                        self.calls.insert(id, Purpose::Reread(key));
+                    }
+                    Err(_) => self.writes.finished(&key, c.id, Done::Written, now),
+                }
+            }
+            // 404: the object is gone. 409 on an Event: an earlier send
+            // of the same Event got through.
+            Err(e) if e.is_not_found() || e.is_conflict() => {
+                self.writes.finished(&key, c.id, Done::Written, now);
+            }
+            Err(e) => {
+                self.metrics.error("status");
+                if self.writes.failures(&key) == 0 {
+                    log::warn!("{}: writing {:?}: {e}; retrying", key.object, key.kind);
+                } else {
+                    log::debug!("{}: writing {:?}: {e}; retrying", key.object, key.kind);
+                }
+                self.writes.finished(&key, c.id, Done::Failed, now);
+            }
+        }
+    }
+
+    fn on_reread(&mut self, key: WriteKey, c: Completed, now: Instant) {
+        match c.result.and_then(|r| r.json(&c.request.path)) {
+            Ok(fresh) => {
+                self.state.refresh_raw(fresh);
+                self.writes.finished(&key, c.id, Done::Again, now);
+            }
+            Err(e) if e.is_not_found() => self.writes.finished(&key, c.id, Done::Written, now),
+            Err(e) => {
+                self.metrics.error("status");
+                log::warn!("{}: re-reading after a conflict: {e}", key.object);
+                self.writes.finished(&key, c.id, Done::Failed, now);
+            }
+        }
+    }
+
+    /// `routecfg once`: drives queued writes to the server until none is
+    /// left or `deadline` passes; true when all were written.
+    pub(super) fn flush_writes(&mut self, deadline: Instant) -> bool {
+        loop {
+            let now = Instant::now();
+            if self.client.needs_resolve() {
+                if let Err(e) = self.client.resolve() {
+                    log::warn!("{e}");
+                    return false;
+                }
+            }
+            self.dispatch_writes(now);
+            self.client.advance();
+            let done = self.client.take_completed();
+            self.on_completed(done);
+            if self.writes.is_empty() {
+                return true;
+            }
+            if now >= deadline {
+                return false;
+            }
+            let mut fds = Vec::new();
+            self.client.poll_fds(&mut fds);
+            let mut until = deadline;
+            for t in [self.client.deadline(), self.writes.next_retry()]
+                .into_iter()
+                .flatten()
+            {
+                until = until.min(t);
+            }
+            let wait = until
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_secs(1));
+            if let Err(e) = super::poll::wait(&fds, Some(wait)) {
+                log::warn!("poll: {e}");
+                return false;
+            }
+        }
+    }
+}
+
+/// The request that makes `raw` (the object `key` as we know it) say
+/// `intent`, or `None` when it already does. Pure: tested below.
+pub(super) fn render(
+    intent: &Intent,
+    key: &str,
+    raw: &Value,
+    host: &str,
+    event_source: (&str, &str),
+    now: &str,
+) -> Result<Option<ApiRequest>, KubeError> {
+    let (ns, name) = split_key(key);
+    match intent {
+        Intent::Status { applied } => {
+            let Some(status) = updated_status(raw, host, *applied, now) else {
+                return Ok(None);
+            };
+            let mut object = raw.clone();
+            object["status"] = status;
+            requests::replace_status(ns, name, &object).map(Some)
+        }
+        Intent::Finalizer { present } => {
+            let has = has_finalizer(raw);
+            let deleting = raw.pointer("/metadata/deletionTimestamp").is_some();
+            if has == *present || (*present && deleting) {
+                return Ok(None);
+            }
+            let mut finalizers: Vec<String> = raw
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .filter(|f| f != FINALIZER)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if *present {
+                finalizers.push(FINALIZER.to_string());
+            }
+            let rv = raw
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            requests::patch_finalizers(ns, name, rv, &finalizers).map(Some)
+        }
+        Intent::Event {
+            reason,
+            message,
+            kind,
+            at,
+        } => {
+            let ns = raw
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("default");
+            let what = (*reason, message.as_str(), *kind);
+            requests::event_once(event_source, ns, raw, what, at).map(Some)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: &str = "2026-01-01T00:00:00Z";
+
+    fn object(conditions: Value, finalizers: Value) -> Value {
+        json!({
+            "apiVersion": "networking.liqo.io/v1beta1", "kind": "RouteConfiguration",
+            "metadata": {"name": "a", "namespace": "n", "uid": "u", "resourceVersion": "5",
+                         "finalizers": finalizers},
+            "status": {"conditions": conditions}
+        })
+    }
+
+    fn body(r: &ApiRequest) -> Value {
+        serde_json::from_slice(&r.body.as_ref().expect("body").1).expect("json")
+    }
+
+    fn go(intent: Intent, raw: &Value) -> Option<ApiRequest> {
+        render(&intent, "n/a", raw, "h1", ("routecfg", "h1"), NOW).expect("renders")
+    }
+
+    #[test]
+    fn status_is_written_only_when_it_changes() {
+        let raw = object(json!([]), json!([]));
+        let r = go(Intent::Status { applied: true }, &raw).expect("a write");
+        assert_eq!(r.method, "PUT");
+        assert!(
+            r.path
+                .ends_with("/namespaces/n/routeconfigurations/a/status")
+        );
+        let sent = body(&r);
+        assert_eq!(sent["metadata"]["resourceVersion"], "5");
+        assert_eq!(sent["status"]["conditions"][0]["host"], "h1");
+        assert_eq!(sent["status"]["conditions"][0]["status"], "True");
+        // The object as the server returned it: nothing more to write.
+        assert_eq!(go(Intent::Status { applied: true }, &sent), None);
+        assert!(go(Intent::Status { applied: false }, &sent).is_some());
+    }
+
+    #[test]
+    fn finalizer_added_and_removed_only_when_needed() {
+        let without = object(json!([]), json!(["other/keep"]));
+        let r = go(Intent::Finalizer { present: true }, &without).expect("add");
+        assert_eq!(r.method, "PATCH");
+        assert_eq!(
+            body(&r)["metadata"],
+            json!({"resourceVersion": "5", "finalizers": ["other/keep", FINALIZER]})
+        );
+        assert_eq!(go(Intent::Finalizer { present: false }, &without), None);
+        let mut with = object(json!([]), json!([FINALIZER, "other/keep"]));
+        assert_eq!(go(Intent::Finalizer { present: true }, &with), None);
+        let r = go(Intent::Finalizer { present: false }, &with).expect("remove");
+        assert_eq!(body(&r)["metadata"]["finalizers"], json!(["other/keep"]));
+        // Never added to an object being deleted.
+        with["metadata"]["deletionTimestamp"] = json!(NOW);
+        let mut deleting = with.clone();
+        deleting["metadata"]["finalizers"] = json!([]);
+        assert_eq!(go(Intent::Finalizer { present: true }, &deleting), None);
+    }
+
+    #[test]
+    fn events_carry_their_time_and_a_stable_name() {
+        let raw = object(json!([]), json!([]));
+        let intent = Intent::Event {
+            reason: "ApplyFailed",
+            message: "h1: link down".to_string(),
+            kind: EventType::Warning,
+            at: NOW.to_string(),
+        };
+        let one = go(intent.clone(), &raw).expect("event");
+        let two = go(intent, &raw).expect("event");
+        assert_eq!(one, two);
+        assert_eq!(one.path, "/api/v1/namespaces/n/events");
+        assert_eq!(body(&one)["lastTimestamp"], NOW);
+    }
+}
+
+/// The agent's API side driven by scripted call results, with no server:
+/// the client points at a closed loopback port and is never advanced; the
+/// results are handed in as the client would hand them out.
+#[cfg(test)]
+mod agent_tests {
+    use super::*;
+    use crate::engine::Engine;
+    use crate::kube::{ApiResponse, Client, ConnectOptions, config::from_kubeconfig_str};
+    use crate::model::selector::SelectorSet;
+    use serde_json::json;
+
+    fn agent() -> Agent {
+        let text = "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+";
+        let config = from_kubeconfig_str(text, std::path::Path::new("/"), None).expect("config");
+        let client = Client::new(&config).expect("client");
+        // Opening a NETLINK_ROUTE socket needs no privilege; nothing is
+        // applied by these tests.
+        let engine = Engine::new(114).expect("netlink socket");
+        let opts = super::super::runner::Options {
+            connect: ConnectOptions::default(),
+            selectors: SelectorSet::fabric(),
+            host: "h1".to_string(),
+            finalizer: false,
+            metrics_addr: None,
+            status_addr: None,
+            resync: Duration::from_secs(300),
+            protocol: 114,
+            rt_tables: None,
+            watch_timeout: 300,
+            checkpoint_dir: std::env::temp_dir().join("routecfg-api-tests-no-checkpoint"),
+        };
+        Agent::new(opts, client, engine)
+    }
+
+    fn rc(name: &str, rv: &str) -> Value {
+        json!({
+            "apiVersion": "networking.liqo.io/v1beta1", "kind": "RouteConfiguration",
+            "metadata": {"name": name, "namespace": "liqo", "uid": format!("u-{name}"),
+                         "resourceVersion": rv,
+                         "labels": {"networking.liqo.io/route-category": "fabric"}},
+            "spec": {"table": {"name": name, "rules": [
+                {"dst": "10.70.0.0/16", "routes": [{"dst": "10.70.0.0/16", "gw": "10.90.0.2"}]}]}}
+        })
+    }
+
+    fn ok(body: &Value) -> Result<ApiResponse, KubeError> {
+        Ok(ApiResponse {
+            status: 200,
+            body: serde_json::to_vec(body).expect("json"),
+        })
+    }
+
+    fn conflict() -> Result<ApiResponse, KubeError> {
+        Err(KubeError::Conflict {
+            path: "/x".to_string(),
+            message: "modified".to_string(),
+        })
+    }
+
+    /// The call in flight for `purpose`, handed back with `result`.
+    fn complete(a: &mut Agent, purpose: &Purpose, result: Result<ApiResponse, KubeError>) {
+        let id = a
+            .calls
+            .iter()
+            .find(|(_, p)| *p == purpose)
+            .map(|(id, _)| *id)
+            .unwrap_or_else(|| panic!("no call for {purpose:?} in {:?}", a.calls));
+        let request = ApiRequest::get("/scripted");
+        a.on_completed(vec![Completed {
+            id,
+            request,
+            result,
+        }]);
+    }
+
+    #[test]
+    fn list_pages_then_watch_and_a_failed_list_keeps_the_last_state() {
+        let mut a = agent();
+        let now = Instant::now();
+        a.sync_step(now);
+        assert!(matches!(a.sync, Sync::Listing { .. }));
+        let page1 = json!({"metadata": {"resourceVersion": "7", "continue": "c1"},
+                           "items": [rc("a", "5")]});
+        complete(&mut a, &Purpose::ListPage, ok(&page1));
+        assert!(matches!(a.sync, Sync::Listing { .. }), "second page asked");
+        let page2 = json!({"metadata": {"resourceVersion": "7"}, "items": [rc("b", "6")]});
+        complete(&mut a, &Purpose::ListPage, ok(&page2));
+        assert!(matches!(a.sync, Sync::WatchAt(_)));
+        assert_eq!(a.resource_version, "7");
+        assert_eq!(a.state.keys().count(), 2);
+
+        // A later list that fails: nothing known is dropped, and the next
+        // attempt waits for the backoff.
+        a.sync = Sync::ListAt(now);
+        a.sync_step(now);
+        complete(
+            &mut a,
+            &Purpose::ListPage,
+            Err(KubeError::Transport {
+                path: "/l".to_string(),
+                message: "reset".to_string(),
+            }),
+        );
+        assert_eq!(a.state.keys().count(), 2, "fail static");
+        match a.sync {
+            Sync::ListAt(t) => assert!(t > Instant::now(), "backoff"),
+            _ => panic!("expected a later list"),
+        }
+    }
+
+    #[test]
+    fn status_conflict_rereads_then_writes_once() {
+        let mut a = agent();
+        a.listed((vec![rc("a", "5")], "5".to_string()));
+        let key = WriteKey {
+            kind: WriteKind::Status,
+            object: "liqo/a".to_string(),
+        };
+        a.queue(
+            WriteKind::Status,
+            "liqo/a".to_string(),
+            Intent::Status { applied: true },
+        );
+        a.dispatch_writes(Instant::now());
+        let write = Purpose::Write(key.clone());
+        assert!(a.calls.values().any(|p| *p == write));
+        assert_eq!(a.metrics.write_queue, 1);
+        // Someone else wrote first: the agent re-reads the object.
+        complete(&mut a, &write, conflict());
+        let reread = Purpose::Reread(key.clone());
+        assert!(a.calls.values().any(|p| *p == reread), "{:?}", a.calls);
+        let mut fresh = rc("a", "9");
+        fresh["status"] =
+            json!({"conditions": [{"host": "h2", "type": "Applied", "status": "True"}]});
+        complete(&mut a, &reread, ok(&fresh));
+        // And writes again, on top of the fresh version.
+        a.dispatch_writes(Instant::now());
+        assert!(a.calls.values().any(|p| *p == write));
+        let mut written = fresh.clone();
+        written["metadata"]["resourceVersion"] = json!("10");
+        written["status"]["conditions"] = json!([
+            {"host": "h2", "type": "Applied", "status": "True"},
+            {"host": "h1", "type": "Applied", "status": "True", "lastTransitionTime": "t"}
+        ]);
+        complete(&mut a, &write, ok(&written));
+        assert!(a.writes.is_empty());
+        // Nothing changed since: the same intent renders to no call.
+        a.queue(
+            WriteKind::Status,
+            "liqo/a".to_string(),
+            Intent::Status { applied: true },
+        );
+        a.dispatch_writes(Instant::now());
+        assert!(a.calls.is_empty(), "written twice: {:?}", a.calls);
+        assert!(a.writes.is_empty());
+    }
+
+    #[test]
+    fn failed_writes_wait_for_their_backoff_and_events_are_sent_once() {
+        let mut a = agent();
+        a.listed((vec![rc("a", "5")], "5".to_string()));
+        let key = WriteKey {
+            kind: WriteKind::Event,
+            object: "liqo/a".to_string(),
+        };
+        a.queue(
+            WriteKind::Event,
+            "liqo/a".to_string(),
+            Intent::Event {
+                reason: "ApplyFailed",
+                message: "h1: no link".to_string(),
+                kind: EventType::Warning,
+                at: "2026-01-01T00:00:00Z".to_string(),
+            },
+        );
+        a.dispatch_writes(Instant::now());
+        let write = Purpose::Write(key);
+        complete(
+            &mut a,
+            &write,
+            Err(KubeError::Timeout {
+                path: "/e".to_string(),
+                message: "waiting for the response".to_string(),
+            }),
+        );
+        a.dispatch_writes(Instant::now());
+        assert!(a.calls.is_empty(), "retried before its backoff");
+        assert_eq!(a.writes.depth(), 1, "not lost");
+        let retry = a.writes.next_retry().expect("retry time");
+        a.dispatch_writes(retry);
+        assert!(a.calls.values().any(|p| *p == write));
+        // The first send got through after all: 409 AlreadyExists.
+        complete(&mut a, &write, conflict());
+        assert!(a.writes.is_empty());
+        assert!(a.calls.is_empty(), "no second Event");
+    }
+}
