@@ -396,6 +396,10 @@ fn pod_has_the_shipped_security_context(bed: &Bed, node: &Node) {
     for want in [
         format!("NODE_NAME={}", node.name),
         format!("POD_NAME={name}"),
+        format!(
+            "NODE_IP={}",
+            pod["status"]["hostIP"].as_str().unwrap_or("?")
+        ),
     ] {
         assert!(env.contains(&want), "{name}: {want} not in {env:?}");
     }
