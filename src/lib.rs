@@ -19,3 +19,6 @@ pub mod routing;
 pub mod rt_tables;
 pub mod table_id;
 pub mod time;
+
+#[doc(hidden)]
+pub mod fuzzing;

@@ -403,7 +403,7 @@ fn the_kernel_refuses_duplicate_ipv6_next_hops_which_validation_catches() {
     );
     let obj: RouteConfiguration = serde_json::from_value(json!({
         "metadata": {"name": "dup", "namespace": "liqo"},
-        "spec": {"table": {"name": "dup", "rules": [{"routes": [
+        "spec": {"table": {"name": "dup", "rules": [{"iif": "a0", "routes": [
             {"dst": "fd33::/64", "nextHops": [
                 {"gw": "fd01::2", "dev": "a0"}, {"gw": "fd01::2", "dev": "a0", "weight": 1}]}]}]}}
     }))

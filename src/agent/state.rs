@@ -154,7 +154,11 @@ impl State {
             .filter_map(|(key, e)| e.typed.as_ref().err().map(|err| (key.clone(), err.clone())))
             .collect();
         let typed = self.objects.values().filter_map(|e| e.typed.as_ref().ok());
-        let next = build(typed, self.protocol);
+        let mut next = build(typed, self.protocol);
+        let unreadable_tables = self.objects.values().filter(|e| e.typed.is_err());
+        let unreadable_tables = unreadable_tables
+            .filter_map(|e| e.raw.pointer("/spec/table/name").and_then(Value::as_str));
+        crate::model::desired::freeze_unreadable(&mut next, unreadable_tables);
         let changes = diff_tables(&self.desired.tables, &next.tables, &next.frozen);
         self.desired = next;
         changes
@@ -279,6 +283,19 @@ mod tests {
             c.dirty.into_iter().collect::<Vec<_>>(),
             id.into_iter().collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn an_object_that_stops_decoding_freezes_its_table() {
+        let mut s = state();
+        s.upsert(object("a", "ta", "10.9.0.1", fabric()));
+        s.rebuild();
+        let mut broken = object("a", "ta", "10.9.0.1", fabric());
+        broken["spec"]["table"]["rules"] = json!(5);
+        assert!(s.upsert(broken));
+        let c = s.rebuild();
+        assert!(c.is_empty(), "{c:?}");
+        assert!(s.object_errors().contains_key("liqo/a"));
     }
 
     #[test]

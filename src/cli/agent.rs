@@ -89,6 +89,21 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// Longest `--resync`: a week. Longer periods mean no safety net at all,
+/// and far larger ones would overflow the clock arithmetic.
+const MAX_RESYNC: u64 = 7 * 24 * 3600;
+/// Longest `--watch-timeout`: a day.
+const MAX_WATCH_TIMEOUT: u64 = 24 * 3600;
+
+/// A duration flag in seconds: absent is `default`, else 1..=`max`.
+fn seconds(args: &Args, flag: &str, default: u64, max: u64) -> Result<u64, String> {
+    match args.number::<u64>(flag)? {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(format!("--{flag} {n}: expected 1 to {max} seconds")),
+    }
+}
+
 fn options(args: &Args) -> Result<Options, String> {
     let kernel = KernelOpts::from_args(args)?;
     let node = args
@@ -130,10 +145,10 @@ fn options(args: &Args) -> Result<Options, String> {
         finalizer: args.has("finalizer"),
         metrics_addr: args.value("metrics-addr").map(String::from),
         status_addr: args.value("status-addr").map(String::from),
-        resync: Duration::from_secs(args.number::<u64>("resync")?.unwrap_or(300).max(1)),
+        resync: Duration::from_secs(seconds(args, "resync", 300, MAX_RESYNC)?),
         protocol: kernel.protocol,
         rt_tables: kernel.rt_tables,
-        watch_timeout: args.number::<u32>("watch-timeout")?.unwrap_or(300).max(1),
+        watch_timeout: seconds(args, "watch-timeout", 300, MAX_WATCH_TIMEOUT)? as u32,
         checkpoint_dir: super::checkpoint::dir(args),
     })
 }
@@ -258,4 +273,52 @@ fn render_status(v: &serde_json::Value) -> String {
         let _ = writeln!(out, "invalid: {}", e.as_str().unwrap_or(""));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(argv: &[&str]) -> Result<Options, String> {
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        options(&Args::parse(&argv, &specs(AGENT_FLAGS, KERNEL_FLAGS))?)
+    }
+
+    #[test]
+    fn duration_flags_are_range_checked() {
+        let base = ["--role", "fabric", "--rt-tables", "none"];
+        let with = |extra: &[&str]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            parse(&v)
+        };
+        assert_eq!(with(&[]).map(|o| o.resync), Ok(Duration::from_secs(300)));
+        assert_eq!(
+            with(&["--resync", "604800"]).map(|o| o.resync),
+            Ok(Duration::from_secs(604_800))
+        );
+        for bad in [
+            "0",
+            "604801",
+            "9223372036854775807",
+            "18446744073709551616",
+            "-1",
+        ] {
+            assert!(with(&["--resync", bad]).is_err(), "--resync {bad}");
+        }
+        assert_eq!(
+            with(&["--resync", "9223372036854775807"]).err().as_deref(),
+            Some("--resync 9223372036854775807: expected 1 to 604800 seconds")
+        );
+        assert_eq!(
+            with(&["--watch-timeout", "86400"]).map(|o| o.watch_timeout),
+            Ok(86_400)
+        );
+        for bad in ["0", "86401", "4294967296"] {
+            assert!(
+                with(&["--watch-timeout", bad]).is_err(),
+                "--watch-timeout {bad}"
+            );
+        }
+    }
 }

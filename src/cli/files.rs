@@ -7,6 +7,7 @@ use crate::engine::{Engine, Report, Scope};
 use crate::model::desired::{self, Desired};
 use crate::model::load;
 use crate::model::selector::{Selector, SelectorSet};
+use crate::model::validate::{MAX_ROUTES, MAX_RULES, Policy};
 use crate::plan;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -16,12 +17,29 @@ const INPUT_FLAGS: &[Spec] = &[
     Spec::value("file").short('f'),
     Spec::value("selector").short('l'),
     Spec::switch("prune"),
+    Spec::switch("allow-match-all"),
+    Spec::value("max-rules"),
+    Spec::value("max-routes"),
+    Spec::value("max-file-size"),
 ];
 
 /// `apply`'s own: the trial mode.
 const CONFIRM_FLAGS: &[Spec] = &[Spec::value("confirm"), Spec::value("checkpoint-dir")];
 
-pub const APPLY_HELP: &str = "\
+/// Help lines for the input flags `apply` and `diff` share.
+macro_rules! input_limits_help {
+    () => {
+        "      --allow-match-all  accept rules with no src, dst, iif, oif or fwmark
+                         (they capture all traffic; warned on every run)
+      --max-rules N      most rules in one object (default 10000)
+      --max-routes N     most routes in one object (default 200000)
+      --max-file-size B  largest input file read, in bytes (default 64 MiB)
+"
+    };
+}
+
+pub const APPLY_HELP: &str = concat!(
+    "\
 Usage: routecfg apply -f PATH [-f PATH...] [options]
 
 Makes this host's policy routing match the RouteConfigurations in PATH
@@ -31,7 +49,8 @@ Makes this host's policy routing match the RouteConfigurations in PATH
   -l, --selector SEL     only objects matching this label selector
                          (repeatable: an object matching any is taken)
       --prune            also remove every table carrying routecfg's mark
-                         that the input does not name
+                         that the input does not name (refused, changing
+                         nothing, when some input cannot be read)
       --protocol N       ownership mark (rtm_protocol), default 114
       --rt-tables PATH   iproute2 table-name file to keep in sync
                          (default /etc/iproute2/rt_tables; `none` disables)
@@ -43,14 +62,18 @@ Makes this host's policy routing match the RouteConfigurations in PATH
                          if this process or its session is gone
       --checkpoint-dir DIR  where the checkpoint lives (default
                          $ROUTECFG_CHECKPOINT_DIR, else /run/routecfg)
-
+",
+    input_limits_help!(),
+    "
 Exit status: 0 when every object is applied (with --confirm: and the
 trial confirmed), 1 when some object is invalid or has pending routes
 (with --confirm: or the trial was rolled back), 2 on usage or system
 errors (with --confirm: another checkpoint pending, rollback failed).
-";
+"
+);
 
-pub const DIFF_HELP: &str = "\
+pub const DIFF_HELP: &str = concat!(
+    "\
 Usage: routecfg diff -f PATH [-f PATH...] [options]
        routecfg diff --checkpoint [--checkpoint-dir DIR] [-o json]
 
@@ -63,10 +86,14 @@ without changing anything.
       --protocol N       ownership mark (rtm_protocol), default 114
   -o, --output FORMAT    text (default) or json
       --checkpoint       show what `routecfg rollback` would change
-
+",
+    input_limits_help!(),
+    "
+Warnings are the ones `apply` would print.
 Exit status: 0 in sync, 1 changes pending, 2 on errors (with
 --checkpoint: also when no checkpoint is pending).
-";
+"
+);
 
 pub const CLEANUP_HELP: &str = "\
 Usage: routecfg cleanup [options]
@@ -78,6 +105,27 @@ ownership mark. Nothing without the mark is touched.
       --rt-tables PATH   table-name file (default /etc/iproute2/rt_tables)
   -o, --output FORMAT    text (default) or json
 ";
+
+/// A count flag: absent is `default`, else 1..=`max`.
+fn count(args: &Args, flag: &str, default: u64, max: u64) -> Result<u64, String> {
+    match args.number::<u64>(flag)? {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(format!("--{flag} {n}: expected 1 to {max}")),
+    }
+}
+
+/// The validation policy and the file size limit from the flags.
+fn input_policy(args: &Args, protocol: u8) -> Result<(Policy, u64), String> {
+    let policy = Policy {
+        protocol,
+        allow_match_all: args.has("allow-match-all"),
+        max_rules: count(args, "max-rules", MAX_RULES as u64, 1 << 24)? as usize,
+        max_routes: count(args, "max-routes", MAX_ROUTES as u64, 1 << 26)? as usize,
+    };
+    let max_file = count(args, "max-file-size", load::MAX_FILE_BYTES, 1 << 40)?;
+    Ok((policy, max_file))
+}
 
 /// Loads, filters and validates the input; prints load and validation
 /// problems as it goes.
@@ -91,13 +139,14 @@ fn desired_from_args(args: &Args, protocol: u8) -> Result<(Desired, Vec<String>)
         .iter()
         .map(|s| Selector::parse(s).map_err(|e| format!("--selector {s:?}: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
-    let (mut objects, load_errors) = load::load_paths_validated(&paths, protocol);
+    let (policy, max_file) = input_policy(args, protocol)?;
+    let (mut objects, load_errors) = load::load_paths_validated(&paths, &policy, max_file);
     if !selectors.is_empty() {
         let set = SelectorSet(selectors);
         objects.retain(|o| set.matches(&o.object.metadata.labels));
     }
     let errors: Vec<String> = load_errors.iter().map(|e| e.to_string()).collect();
-    Ok((desired::build_loaded(objects, protocol), errors))
+    Ok((desired::build_loaded(objects, &policy), errors))
 }
 
 #[derive(Serialize)]
@@ -277,6 +326,16 @@ fn prepare(argv: &[String], own: &[Spec], help: &str) -> Result<Prepared, i32> {
     let opts = KernelOpts::from_args(&args).map_err(|e| super::usage(&e, help))?;
     let (desired, load_errors) =
         desired_from_args(&args, opts.protocol).map_err(|e| super::usage(&e, help))?;
+    if args.has("prune") && !load_errors.is_empty() {
+        // A document that cannot be read names no table, so prune would
+        // take its tables for orphans and tear down routes that work.
+        for e in &load_errors {
+            eprintln!("error: {e}");
+        }
+        return Err(super::fatal(
+            "--prune refused: some input could not be read (see above); nothing was changed",
+        ));
+    }
     let scope = Scope {
         discover_owned: args.has("prune"),
         frozen: desired.frozen.iter().copied().collect(),
@@ -308,6 +367,12 @@ pub fn apply(argv: &[String]) -> i32 {
     let trial = match args.number::<u64>("confirm") {
         Ok(None) => None,
         Ok(Some(0)) => return super::usage("--confirm 0: give at least one second", APPLY_HELP),
+        // A day is far beyond any trial, and keeps the deadline arithmetic
+        // far from overflow.
+        Ok(Some(secs)) if secs > 86_400 => {
+            let e = format!("--confirm {secs}: expected 1 to 86400 seconds");
+            return super::usage(&e, APPLY_HELP);
+        }
         Ok(Some(secs)) => {
             let ids: Vec<u32> = desired.tables.iter().map(|t| t.id).collect();
             let dir = super::checkpoint::dir(&args);
@@ -363,6 +428,9 @@ pub fn diff(argv: &[String]) -> i32 {
         Ok(p) => p,
         Err(code) => return code,
     };
+    for w in &desired.warnings {
+        eprintln!("warning: {w}");
+    }
     for e in &load_errors {
         eprintln!("error: {e}");
     }
@@ -390,7 +458,12 @@ pub fn diff(argv: &[String]) -> i32 {
         .map(|p| format!("table {}: {}", p.table, p.reason))
         .collect();
     if opts.output == Output::Json {
-        let v = serde_json::json!({ "changes": lines, "pending": pending, "in_sync": lines.is_empty() });
+        let v = serde_json::json!({
+            "changes": lines,
+            "pending": pending,
+            "warnings": desired.warnings,
+            "in_sync": lines.is_empty(),
+        });
         println!("{v}");
     } else {
         for l in &lines {

@@ -42,6 +42,9 @@ pub fn main(argv: &[String]) -> i32 {
         eprint!("{HELP}");
         return 2;
     };
+    if printing_command(cmd) {
+        default_sigpipe();
+    }
     match cmd.as_str() {
         "apply" => files::apply(rest),
         "diff" => files::diff(rest),
@@ -62,6 +65,24 @@ pub fn main(argv: &[String]) -> i32 {
             0
         }
         other => usage(&format!("unknown command {other:?}"), HELP),
+    }
+}
+
+/// Commands that print and exit. Their output piped into `head` must end
+/// the process quietly, not panic in `println!`. The daemon (`run`) and
+/// `once` keep SIGPIPE ignored: a reader of their stderr that goes away
+/// must not kill the agent (writes then fail with EPIPE, which logging
+/// ignores).
+fn printing_command(cmd: &str) -> bool {
+    !matches!(cmd, "run" | "once")
+}
+
+/// Restores the default SIGPIPE action, which Rust's runtime ignores.
+fn default_sigpipe() {
+    // SAFETY: called on the main thread before any other thread exists;
+    // SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -16,6 +16,20 @@ mod rule_msg;
 mod socket;
 mod words;
 
+/// Entry points for the fuzz targets in tests/fuzz (see `crate::fuzzing`): every netlink message parser, on any bytes.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Runs each parser over `payload`; any result is fine, a panic is not.
+    pub fn parse_all(payload: &[u8]) {
+        let _ = super::route_msg::parse_get_reply(payload);
+        let _ = super::route_msg::event_fields(payload);
+        let _ = super::route_msg::push_route(payload, &mut Vec::new());
+        let _ = super::rule_msg::parse_rule(payload);
+        let _ = super::rule_msg::event_fields(payload);
+        let _ = super::link_msg::parse_link(payload);
+    }
+}
+
 pub use error::{ErrorKind, KernelError, errno_name};
 pub use link_msg::Link;
 pub use monitor::{Event, Monitor};

@@ -206,8 +206,9 @@ impl KubeConfig {
         let ca = read_file(&ca_path, "in-cluster ca.crt")?;
         let roots =
             tls::certs_from_pem(&ca, &ca_path.display().to_string()).map_err(KubeError::Config)?;
-        let namespace = std::fs::read_to_string(sa_dir.join("namespace"))
+        let namespace = read_material(&sa_dir.join("namespace"))
             .ok()
+            .and_then(|b| String::from_utf8(b).ok())
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty());
         let material = TlsMaterial {
@@ -292,7 +293,36 @@ pub fn load_with(
 }
 
 fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, KubeError> {
-    std::fs::read(path).map_err(|e| KubeError::Config(format!("{what} {}: {e}", path.display())))
+    read_material(path).map_err(|e| KubeError::Config(format!("{what} {}: {e}", path.display())))
+}
+
+/// Largest kubeconfig, certificate, key or token file read: real ones are
+/// a few KiB; a bigger one is a mistake (or `/dev/zero`), not a config.
+pub(crate) const MAX_MATERIAL_BYTES: u64 = 1 << 20;
+
+/// A regular file of at most [`MAX_MATERIAL_BYTES`]. Opened without
+/// blocking and checked through its descriptor, so a FIFO is refused
+/// rather than waited on.
+pub(crate) fn read_material(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".to_string());
+    }
+    let mut out = Vec::new();
+    file.take(MAX_MATERIAL_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| e.to_string())?;
+    if out.len() as u64 > MAX_MATERIAL_BYTES {
+        return Err(format!("larger than {MAX_MATERIAL_BYTES} bytes"));
+    }
+    Ok(out)
 }
 
 // The subset of the kubeconfig schema we read; unknown fields are ignored
@@ -392,7 +422,7 @@ fn data_or_file(
     }
     if let Some(f) = nonempty(file) {
         let path = dir.join(f);
-        return std::fs::read(&path)
+        return read_material(&path)
             .map(Some)
             .map_err(|e| format!("{what} {}: {e}", path.display()));
     }
@@ -405,6 +435,7 @@ pub fn from_kubeconfig_str(
     dir: &Path,
     context: Option<&str>,
 ) -> Result<KubeConfig, String> {
+    crate::model::load::strict::check_yaml_depth(text)?;
     let file: File = serde_yaml_ng::from_str(text).map_err(|e| format!("not a kubeconfig: {e}"))?;
     let context_name = match context {
         Some(c) => c.to_string(),

@@ -408,3 +408,30 @@ fn source_precedence() {
     assert!(host(&none, &only_missing).contains("no such file"));
     assert!(host(&none, &[]).contains("no API server configured"));
 }
+
+#[test]
+fn oversized_special_and_deep_material_is_refused() {
+    let s = Scratch::new();
+    let big = s.write("big.crt", &vec![b'A'; (MAX_MATERIAL_BYTES + 1) as usize]);
+    let e = read_material(&big).unwrap_err();
+    assert_eq!(e, "larger than 1048576 bytes");
+    let exact = s.write("exact.crt", &vec![b'A'; MAX_MATERIAL_BYTES as usize]);
+    assert_eq!(read_material(&exact).map(|b| b.len()), Ok(1 << 20));
+    // A device is refused, never read (it would never end).
+    assert_eq!(
+        read_material(Path::new("/dev/zero")).unwrap_err(),
+        "not a regular file"
+    );
+    // A FIFO is refused at once rather than waited on.
+    let fifo = s.0.join("fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo has no other preconditions.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    assert_eq!(read_material(&fifo).unwrap_err(), "not a regular file");
+    let e = KubeConfig::from_kubeconfig_file(&fifo, None).unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    // Deep nesting is refused before the YAML parser sees it.
+    let deep = s.write("deep", format!("a: {}", "[".repeat(100_000)).as_bytes());
+    let e = KubeConfig::from_kubeconfig_file(&deep, None).unwrap_err();
+    assert!(e.to_string().contains("nested more than 64 levels"), "{e}");
+}

@@ -34,6 +34,53 @@ mod tls;
 mod token;
 pub mod watch;
 
+/// Entry points for the fuzz targets in tests/fuzz (see `crate::fuzzing`).
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The watch stream decoder: bytes split into lines at any point (the
+    /// first byte says where), then every event; an object in an event is
+    /// decoded and validated as the agent does.
+    pub fn watch_stream(data: &[u8]) {
+        let cut = usize::from(data.first().copied().unwrap_or(0)).min(data.len());
+        let mut lines = super::events::EventLines::default();
+        lines.push(&data[..cut]);
+        lines.push(&data[cut..]);
+        for _ in 0..data.len() + 1 {
+            match lines.next_event() {
+                Ok(Some(event)) => {
+                    use serde::Deserialize;
+                    let object = crate::model::RouteConfiguration::deserialize(&event.object);
+                    if let Ok(object) = object {
+                        let _ = crate::model::validate(&object, 114);
+                    }
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+
+    /// One HTTP/1.1 exchange fed any response bytes, split at a point
+    /// the first byte chooses, then the end of input.
+    pub fn http_response(data: &[u8]) {
+        let Ok(mut x) = super::exchange::Exchange::new("GET", "127.0.0.1:6443", "/api", &[], None)
+        else {
+            panic!("a fixed request must build");
+        };
+        let mut out = Vec::new();
+        if x.output(&mut out).is_err() {
+            return;
+        }
+        let cut = usize::from(data.first().copied().unwrap_or(0)).min(data.len());
+        let mut body = Vec::new();
+        for part in [&data[..cut], &data[cut..]] {
+            if x.input(part, &mut body).is_err() || x.is_complete() {
+                return;
+            }
+        }
+        let _ = x.end_of_input();
+    }
+}
+
 pub use backoff::Backoff;
 pub use call::{ApiRequest, ApiResponse, CallId, Completed};
 pub use client::{Client, EventType};

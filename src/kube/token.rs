@@ -8,7 +8,7 @@
 
 use std::cell::RefCell;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 
 use super::KubeError;
@@ -102,8 +102,9 @@ fn stamp(path: &Path) -> std::io::Result<Stamp> {
     Ok((m.modified().ok(), m.len(), m.ino()))
 }
 
-fn read_token(path: &PathBuf) -> Result<String, KubeError> {
-    let text = std::fs::read_to_string(path)
+fn read_token(path: &Path) -> Result<String, KubeError> {
+    let text = super::config::read_material(path)
+        .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8".to_string()))
         .map_err(|e| KubeError::Config(format!("token file {}: {e}", path.display())))?;
     let token = text.trim();
     if token.is_empty() {

@@ -6,7 +6,7 @@
 
 use super::api::RouteConfiguration;
 use super::load::Loaded;
-use super::validate::{ObjectError, Validated, check_table_name, validate};
+use super::validate::{ObjectError, Policy, Validated, check_table_name, validate_with};
 use crate::routing::Table;
 use crate::table_id::table_id;
 use std::collections::{BTreeSet, HashMap};
@@ -42,18 +42,19 @@ pub fn build<'a>(
     objects: impl IntoIterator<Item = &'a RouteConfiguration>,
     protocol: u8,
 ) -> Desired {
-    build_from(objects.into_iter().map(|o| (o, None)).collect(), protocol)
+    let items = objects.into_iter().map(|o| (o, None)).collect();
+    build_from(items, &Policy::new(protocol))
 }
 
 /// [`build`] for objects from [`super::load::load_paths_validated`]: the
 /// validation results the loader computed are used as they are (they are
 /// what [`validate`] returns for the objects as they were read).
-pub fn build_loaded(mut objects: Vec<Loaded>, protocol: u8) -> Desired {
+pub fn build_loaded(mut objects: Vec<Loaded>, policy: &Policy) -> Desired {
     let items = objects
         .iter_mut()
         .map(|l| (&l.object, l.validated.take()))
         .collect();
-    build_from(items, protocol)
+    build_from(items, policy)
 }
 
 type Item<'a> = (
@@ -61,7 +62,7 @@ type Item<'a> = (
     Option<Result<Validated, ObjectError>>,
 );
 
-fn build_from(objects: Vec<Item<'_>>, protocol: u8) -> Desired {
+fn build_from(objects: Vec<Item<'_>>, policy: &Policy) -> Desired {
     let mut desired = Desired::default();
 
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -89,7 +90,7 @@ fn build_from(objects: Vec<Item<'_>>, protocol: u8) -> Desired {
             log::debug!("{}: being deleted; it wants no table", obj.key());
             continue;
         }
-        match validated.unwrap_or_else(|| validate(obj, protocol)) {
+        match validated.unwrap_or_else(|| validate_with(obj, policy)) {
             Ok(v) => {
                 desired.warnings.extend(v.warnings);
                 valid.push((obj, v.table));
@@ -145,6 +146,27 @@ fn build_from(objects: Vec<Item<'_>>, protocol: u8) -> Desired {
         .collect();
     desired.frozen = frozen.into_iter().collect();
     desired
+}
+
+/// Freezes the tables named by objects that could not even be decoded
+/// (their raw `spec.table.name`), unless a valid object owns them: an
+/// object that cannot be read must not tear down its working table, just
+/// as an invalid one does not (see [`Desired::frozen`]).
+pub fn freeze_unreadable<'a>(
+    desired: &mut Desired,
+    table_names: impl IntoIterator<Item = &'a str>,
+) {
+    let owned: BTreeSet<u32> = desired.tables.iter().map(|t| t.id).collect();
+    let mut frozen: BTreeSet<u32> = desired.frozen.iter().copied().collect();
+    for name in table_names {
+        if let Ok(name) = check_table_name(Some(name)) {
+            let id = table_id(name);
+            if !owned.contains(&id) {
+                frozen.insert(id);
+            }
+        }
+    }
+    desired.frozen = frozen.into_iter().collect();
 }
 
 #[cfg(test)]

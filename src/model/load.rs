@@ -5,11 +5,13 @@
 
 mod fast;
 mod locate;
+pub(crate) mod strict;
 
 use fast::Mode;
+use strict::Problem;
 
 use super::api::{API_GROUP, API_VERSION, KIND, RouteConfiguration};
-use super::validate::{ObjectError, Validated};
+use super::validate::{ObjectError, Policy, Validated};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -111,32 +113,44 @@ fn parse_general(text: &str, origin: &str) -> (Vec<RouteConfiguration>, Vec<Load
 /// in name order, skipping hidden entries such as the `..data` links of a
 /// mounted ConfigMap); `-` reads stdin. A file named explicitly is read
 /// whatever its extension.
+///
+/// Only regular files are read (a FIFO or a device is refused, never
+/// waited on), each up to [`MAX_FILE_BYTES`].
 pub fn load_paths(paths: &[PathBuf]) -> (Vec<RouteConfiguration>, Vec<LoadError>) {
-    let (loaded, errors) = load_with(paths, Mode::Keep);
+    let (loaded, errors) = load_with(paths, Mode::Keep, MAX_FILE_BYTES);
     (loaded.into_iter().map(|l| l.object).collect(), errors)
 }
 
 /// [`load_paths`] for a caller that validates everything with `protocol`
-/// next: JSON input is validated while it is read, so the routes of a
+/// next: JSON input is validated under `policy` while it is read, so the routes of a
 /// large object never all exist at once in API form. Objects from the
 /// general path (YAML, or JSON it has to explain) come unvalidated.
-pub fn load_paths_validated(paths: &[PathBuf], protocol: u8) -> (Vec<Loaded>, Vec<LoadError>) {
-    load_with(paths, Mode::Validate(protocol))
+/// Files (and stdin) larger than `max_file_bytes` are refused.
+pub fn load_paths_validated(
+    paths: &[PathBuf],
+    policy: &Policy,
+    max_file_bytes: u64,
+) -> (Vec<Loaded>, Vec<LoadError>) {
+    load_with(paths, Mode::Validate(*policy), max_file_bytes)
 }
 
-fn load_with(paths: &[PathBuf], mode: Mode) -> (Vec<Loaded>, Vec<LoadError>) {
+/// Default limit on one input file: far above any real manifest set, far
+/// below what would exhaust memory (the general path holds about ten
+/// times the text as a tree).
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+fn load_with(paths: &[PathBuf], mode: Mode, max: u64) -> (Vec<Loaded>, Vec<LoadError>) {
     let mut objects = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
-            let mut text = String::new();
-            match std::io::stdin().read_to_string(&mut text) {
-                Ok(_) => absorb(
+            match read_limited(std::io::stdin().lock(), max) {
+                Ok(text) => absorb(
                     parse_with(&text, "<stdin>", mode),
                     &mut objects,
                     &mut errors,
                 ),
-                Err(e) => errors.push(origin_error("<stdin>", format!("cannot read: {e}"))),
+                Err(e) => errors.push(origin_error("<stdin>", e)),
             }
             continue;
         }
@@ -150,10 +164,10 @@ fn load_with(paths: &[PathBuf], mode: Mode) -> (Vec<Loaded>, Vec<LoadError>) {
                 let mut seen = HashSet::new();
                 walk(path, &mut files, &mut seen, &mut errors);
                 for f in files {
-                    absorb(load_file(&f, mode), &mut objects, &mut errors);
+                    absorb(load_file(&f, mode, max), &mut objects, &mut errors);
                 }
             }
-            Ok(_) => absorb(load_file(path, mode), &mut objects, &mut errors),
+            Ok(_) => absorb(load_file(path, mode, max), &mut objects, &mut errors),
         }
     }
     (objects, errors)
@@ -178,15 +192,49 @@ fn origin_error(origin: &str, message: String) -> LoadError {
     }
 }
 
-fn load_file(path: &Path, mode: Mode) -> (Vec<Loaded>, Vec<LoadError>) {
+fn load_file(path: &Path, mode: Mode, max: u64) -> (Vec<Loaded>, Vec<LoadError>) {
     let origin = path.display().to_string();
-    match std::fs::read_to_string(path) {
+    match read_regular(path, max) {
         Ok(text) => parse_with(&text, &origin, mode),
-        Err(e) => (
-            Vec::new(),
-            vec![origin_error(&origin, format!("cannot read: {e}"))],
-        ),
+        Err(e) => (Vec::new(), vec![origin_error(&origin, e)]),
     }
+}
+
+/// The text of a regular file of at most `max` bytes. The file is opened
+/// without blocking and checked through its descriptor, so a FIFO is
+/// refused rather than waited on, and a file swapped after a check is
+/// still the one checked.
+fn read_regular(path: &Path, max: u64) -> Result<String, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file (FIFOs, sockets and devices are not read)".to_string());
+    }
+    if meta.len() > max {
+        return Err(too_large(max));
+    }
+    read_limited(file, max)
+}
+
+/// Reads UTF-8 text, refusing more than `max` bytes.
+fn read_limited(r: impl Read, max: u64) -> Result<String, String> {
+    let mut text = String::new();
+    r.take(max.saturating_add(1))
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if text.len() as u64 > max {
+        return Err(too_large(max));
+    }
+    Ok(text)
+}
+
+fn too_large(max: u64) -> String {
+    format!("larger than {max} bytes, the limit (see --max-file-size)")
 }
 
 /// Collects manifest files under `dir` depth-first in name order, visiting
@@ -275,15 +323,18 @@ impl Sink<'_> {
     }
 
     fn json(&mut self, text: &str) {
-        let stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
-        for (i, value) in stream.enumerate() {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let mut document = 0;
+        // `end` only skips whitespace; an error means another value follows.
+        while de.end().is_err() {
+            document += 1;
             let place = Place {
-                document: i + 1,
+                document,
                 item: None,
                 yaml: None,
             };
-            match value {
-                Ok(v) => self.document(v, &place),
+            match strict::strict_document(&mut de) {
+                Ok((v, problems)) => self.document(v, &place, problems),
                 Err(e) => {
                     // The stream cannot resynchronize after a syntax error.
                     self.error(&place, None, format!("invalid JSON: {e}"));
@@ -296,10 +347,17 @@ impl Sink<'_> {
     fn yaml(&mut self, text: &str) {
         let mut document = 0;
         for (chunk, first_line) in split_yaml(text) {
-            let value = match serde_yaml_ng::from_str::<Value>(chunk) {
-                Ok(Value::Null) => continue,
-                Ok(v) => Ok(v),
-                Err(e) => Err(yaml_error_at::<Value>(chunk, first_line).unwrap_or(e.to_string())),
+            let value = match strict::check_yaml_depth(chunk) {
+                Err(e) => Err(shift_line(&e, first_line)),
+                Ok(()) => {
+                    match strict::strict_document(serde_yaml_ng::Deserializer::from_str(chunk)) {
+                        Ok((Value::Null, p)) if p.is_empty() => continue,
+                        Ok(v) => Ok(v),
+                        Err(e) => {
+                            Err(yaml_error_at::<Value>(chunk, first_line).unwrap_or(e.to_string()))
+                        }
+                    }
+                }
             };
             document += 1;
             let place = Place {
@@ -308,15 +366,15 @@ impl Sink<'_> {
                 yaml: Some((chunk, first_line)),
             };
             match value {
-                Ok(v) => self.document(v, &place),
+                Ok((v, problems)) => self.document(v, &place, problems),
                 Err(e) => self.error(&place, None, format!("invalid YAML: {e}")),
             }
         }
     }
 
-    fn document(&mut self, v: Value, place: &Place) {
+    fn document(&mut self, v: Value, place: &Place, problems: Vec<Problem>) {
         let list_kind = match &v {
-            Value::Null => return,
+            Value::Null if problems.is_empty() => return,
             Value::Array(_) => Some(None),
             Value::Object(m) => match (m.get("kind").and_then(Value::as_str), m.get("items")) {
                 (Some(k), Some(Value::Array(_))) if k.ends_with("List") => Some(
@@ -329,8 +387,25 @@ impl Sink<'_> {
             _ => None,
         };
         let Some(item_kind) = list_kind else {
-            return self.object(v, place, None);
+            // Not a list: a problem "in items[j]" is in a field of this
+            // object that happens to be called `items`.
+            let problems = problems
+                .into_iter()
+                .map(|p| match p.item {
+                    Some(j) => Problem {
+                        item: None,
+                        path: format!("items[{j}].{}", p.path),
+                        message: p.message,
+                    },
+                    None => p,
+                })
+                .collect::<Vec<_>>();
+            return self.object(v, place, None, &problems);
         };
+        // A problem in the list itself (not in an item) spoils every item.
+        if let Some(p) = problems.iter().find(|p| p.item.is_none()) {
+            return self.error(place, None, p.to_string());
+        }
         let items = match v {
             Value::Array(items) => items,
             Value::Object(mut m) => match m.remove("items") {
@@ -345,11 +420,27 @@ impl Sink<'_> {
                 item: Some(j),
                 yaml: None,
             };
-            self.object(item, &p, item_kind.as_deref());
+            let mine: Vec<Problem> = problems
+                .iter()
+                .filter(|p| p.item == Some(j))
+                .cloned()
+                .collect();
+            self.object(item, &p, item_kind.as_deref(), &mine);
         }
     }
 
-    fn object(&mut self, v: Value, place: &Place, default_kind: Option<&str>) {
+    fn object(
+        &mut self,
+        v: Value,
+        place: &Place,
+        default_kind: Option<&str>,
+        problems: &[Problem],
+    ) {
+        // Input that cannot be read exactly as written fails whatever its
+        // kind: with a repeated `kind`, even the kind is in doubt.
+        if let Some(p) = problems.first() {
+            return self.error(place, readable_key(&v), p.to_string());
+        }
         let Value::Object(map) = &v else {
             let what = match &v {
                 Value::Array(_) => "a list",
@@ -384,6 +475,9 @@ impl Sink<'_> {
                 log::debug!("{at}: {}: {KIND} of {api}; skipped", or_unnamed(&name));
                 return;
             }
+        }
+        if let Err(e) = strict::check_spec_fields(&v) {
+            return self.error(place, name, e);
         }
         match RouteConfiguration::deserialize(&v) {
             Ok(mut obj) => {
@@ -436,6 +530,19 @@ fn typed_error_with_path(v: &Value, place: &Place) -> Option<String> {
     locate::locate(v)
 }
 
+/// `line N: ...` of a chunk that starts on 0-based line `first_line`,
+/// counted from the start of the whole input.
+fn shift_line(message: &str, first_line: usize) -> String {
+    let shifted = message
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(':'))
+        .and_then(|(n, rest)| Some((n.parse::<usize>().ok()?, rest)));
+    match shifted {
+        Some((n, rest)) => format!("line {}:{rest}", n + first_line),
+        None => message.to_string(),
+    }
+}
+
 /// The error of parsing `chunk` as `T`, with line numbers counted from the
 /// start of the whole input (the chunk is re-parsed behind blank lines).
 fn yaml_error_at<T: serde::de::DeserializeOwned>(chunk: &str, first_line: usize) -> Option<String> {
@@ -477,6 +584,44 @@ fn split_yaml(text: &str) -> Vec<(&str, usize)> {
         chunks.push((&text[start..offset], start_line));
     }
     chunks
+}
+
+/// For the `loader` fuzz target: whenever the fast path accepts `text`,
+/// the general path yields the same objects and no error, and validating
+/// while reading gives what validating afterwards gives; YAML that passes
+/// the depth check never reaches the parser's recursion limit.
+#[doc(hidden)]
+pub fn check_paths_agree(text: &str) {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let (general, errors) = parse_general(text, "in");
+    if !is_json(text) {
+        for e in &errors {
+            assert!(
+                !e.message.contains("recursion limit"),
+                "depth check let through: {e}"
+            );
+        }
+        return;
+    }
+    let Some(fast) = fast::parse_json(text, Mode::Keep) else {
+        return;
+    };
+    assert!(
+        errors.is_empty(),
+        "fast path accepted, general path: {errors:?}"
+    );
+    let fast: Vec<_> = fast.into_iter().map(|l| l.object).collect();
+    assert_eq!(fast, general, "paths disagree");
+    let policy = Policy {
+        allow_match_all: true,
+        ..Policy::new(114)
+    };
+    let checked = fast::parse_json(text, Mode::Validate(policy));
+    let checked = checked.unwrap_or_else(|| panic!("validating fast path refused what it kept"));
+    for (l, o) in checked.iter().zip(&general) {
+        let want = super::validate::validate_with(o, &policy);
+        assert_eq!(l.validated.as_ref(), Some(&want), "validation differs");
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ pub use api::RouteConfiguration;
 pub use desired::{Desired, build};
 pub use load::{LoadError, load_paths, parse_documents};
 pub use selector::{Selector, SelectorSet};
-pub use validate::{ObjectError, Validated, validate};
+pub use validate::{ObjectError, Policy, Validated, validate, validate_with};
 
 #[cfg(test)]
 pub(crate) mod testdata;

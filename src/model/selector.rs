@@ -230,17 +230,23 @@ fn parse_term(part: &str) -> Result<Term, String> {
             .map(|(k, w)| (k.trim(), w))
             .ok_or_else(|| format!("{part:?}: expected `key in (...)` or `key notin (...)`"))?;
         check_key(key)?;
+        if list.trim().is_empty() {
+            return Err(format!("{part:?}: the value set must not be empty"));
+        }
         let mut values = Vec::new();
         for v in list.split(',') {
             let v = v.trim();
+            // An empty value in a set (`(,)`, `(a,)`) has no printed form
+            // that parses back the same: refused, so that what is sent to
+            // the API server is exactly what was parsed.
+            if v.is_empty() {
+                return Err(format!("{part:?}: empty value in the set"));
+            }
             check_value(v)?;
             values.push(v.to_string());
         }
         values.sort();
         values.dedup();
-        if values == [""] && list.trim().is_empty() {
-            return Err(format!("{part:?}: the value set must not be empty"));
-        }
         let op = match word {
             "in" => Op::In(values),
             "notin" => Op::NotIn(values),
@@ -565,5 +571,28 @@ mod tests {
         assert_eq!(set.common_terms().to_string(), "b=2");
         let disjoint = SelectorSet(vec![sel("a=1"), sel("a=2")]);
         assert!(disjoint.common_terms().is_empty());
+    }
+
+    #[test]
+    fn what_is_printed_parses_back_the_same() {
+        for input in [
+            "a=b, c==d,e!=f,g,!h,i in (y, x,y),j notin (z)",
+            "a=,b!=",
+            "networking.liqo.io/route-category=gateway,x in (a)",
+            "",
+        ] {
+            let s = sel(input);
+            let again = Selector::parse(&s.to_string()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(again, s, "{input}");
+        }
+        for bad in [
+            "x in (,)",
+            "x in (a,)",
+            "x notin (,a)",
+            "x in ( )",
+            "x in ()",
+        ] {
+            assert!(Selector::parse(bad).is_err(), "{bad}");
+        }
     }
 }

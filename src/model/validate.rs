@@ -47,10 +47,49 @@ impl fmt::Display for ObjectError {
 
 impl std::error::Error for ObjectError {}
 
+/// Default for [`Policy::max_rules`].
+pub const MAX_RULES: usize = 10_000;
+/// Default for [`Policy::max_routes`].
+pub const MAX_ROUTES: usize = 200_000;
+
+/// What validation accepts beyond the object itself: the ownership mark
+/// to stamp, and the limits that keep one object from costing minutes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub protocol: u8,
+    /// Accept a rule with no src, dst, iif, oif or fwmark (it captures all
+    /// traffic; upstream accepts it, Liqo never writes one). Refused by
+    /// default because such a rule is far more often a lost selector than
+    /// a wish.
+    pub allow_match_all: bool,
+    /// Most rules in one object.
+    pub max_rules: usize,
+    /// Most routes in one object, over all its rules.
+    pub max_routes: usize,
+}
+
+impl Policy {
+    /// The defaults, with this ownership mark.
+    pub fn new(protocol: u8) -> Policy {
+        Policy {
+            protocol,
+            allow_match_all: false,
+            max_rules: MAX_RULES,
+            max_routes: MAX_ROUTES,
+        }
+    }
+}
+
 /// Validates `obj` and builds its table, stamping `protocol` on every rule
-/// and route (what routecfg later recognizes as its own).
+/// and route (what routecfg later recognizes as its own), with the
+/// default [`Policy`].
 pub fn validate(obj: &RouteConfiguration, protocol: u8) -> Result<Validated, ObjectError> {
-    let mut v = Validator::new(protocol);
+    validate_with(obj, &Policy::new(protocol))
+}
+
+/// [`validate`] under an explicit policy.
+pub fn validate_with(obj: &RouteConfiguration, policy: &Policy) -> Result<Validated, ObjectError> {
+    let mut v = Validator::with_policy(*policy);
     for rule in obj.spec.table.rules.iter().flatten() {
         for route in rule.routes.iter().flatten() {
             v.route(&RouteFields::of(route));
@@ -102,6 +141,9 @@ impl<'a> RouteFields<'a> {
 /// and warnings.
 pub(crate) struct Validator {
     protocol: u8,
+    policy: Policy,
+    /// Routes fed so far, over all rules.
+    routes_seen: usize,
     /// First definition of every dst, in input order; `table` is filled in
     /// by `finish` (the table name may come after the rules).
     routes: Vec<Route>,
@@ -213,9 +255,11 @@ fn route_path(rule: usize, route: usize) -> String {
 }
 
 impl Validator {
-    pub fn new(protocol: u8) -> Validator {
+    pub fn with_policy(policy: Policy) -> Validator {
         Validator {
-            protocol,
+            protocol: policy.protocol,
+            policy,
+            routes_seen: 0,
             routes: Vec::new(),
             origin: Vec::new(),
             by_dst: DstIndex::default(),
@@ -233,7 +277,18 @@ impl Validator {
         let i = self.rules;
         let j = self.current.routes;
         self.current.routes += 1;
+        self.routes_seen += 1;
         if self.error.is_some() || self.current.error.is_some() {
+            return;
+        }
+        if self.routes_seen > self.policy.max_routes {
+            self.current.error = Some((
+                route_path(i, j),
+                format!(
+                    "more than {} routes in one object (the limit; see --max-routes)",
+                    self.policy.max_routes
+                ),
+            ));
             return;
         }
         let mut warnings = Vec::new();
@@ -292,8 +347,18 @@ impl Validator {
             return;
         }
         let path = format!("spec.table.rules[{i}]");
+        if i >= self.policy.max_rules {
+            self.error = Some((
+                path,
+                format!(
+                    "more than {} rules in one object (the limit; see --max-rules)",
+                    self.policy.max_rules
+                ),
+            ));
+            return;
+        }
         let mut warnings = Vec::new();
-        let draft = match check_rule(rule, &mut warnings) {
+        let draft = match check_rule(rule, self.policy.allow_match_all, &mut warnings) {
             Ok(d) => d,
             Err(e) => {
                 self.error = Some(e.at(&path));
@@ -420,7 +485,11 @@ pub(crate) fn net_key(net: &IpNet) -> (u8, u128, u8) {
     }
 }
 
-fn check_rule(rule: &RuleSpec, warnings: &mut Vec<Issue>) -> Result<RuleDraft, Issue> {
+fn check_rule(
+    rule: &RuleSpec,
+    allow_match_all: bool,
+    warnings: &mut Vec<Issue>,
+) -> Result<RuleDraft, Issue> {
     let src = cidr("src", rule.src.as_deref(), warnings)?;
     let dst = cidr("dst", rule.dst.as_deref(), warnings)?;
     if let (Some(s), Some(d)) = (src, dst) {
@@ -449,9 +518,17 @@ fn check_rule(rule: &RuleSpec, warnings: &mut Vec<Issue>) -> Result<RuleDraft, I
     };
     let priority = uint("priority", rule.priority.as_ref())?;
     if src.is_none() && dst.is_none() && iif.is_none() && oif.is_none() && fwmark.is_none() {
+        if !allow_match_all {
+            return Err(issue(
+                "",
+                "has no src, dst, iif, oif or fwmark: it would send all traffic to this \
+                 table; give it a selector (or accept it with --allow-match-all)",
+            ));
+        }
         warnings.push(issue(
             "",
-            "has no src, dst, iif, oif or fwmark: it sends all traffic to this table",
+            "has no src, dst, iif, oif or fwmark: it sends all traffic to this table \
+             (accepted by --allow-match-all)",
         ));
     }
     Ok(RuleDraft {

@@ -235,3 +235,22 @@ fn warnings_of_valid_objects_are_collected_and_protocol_is_stamped() {
 fn no_objects_no_tables() {
     assert_eq!(build(&[], DEFAULT_PROTOCOL), Desired::default());
 }
+
+#[test]
+fn unreadable_objects_freeze_their_tables_unless_owned() {
+    let mut d = Desired {
+        frozen: vec![7],
+        ..Desired::default()
+    };
+    d.tables.push(crate::routing::Table {
+        id: table_id("owned"),
+        name: "owned".into(),
+        owner: "liqo/o".into(),
+        rules: vec![],
+        routes: vec![],
+    });
+    freeze_unreadable(&mut d, ["broken", "owned", "", "bad name"]);
+    let mut want = vec![7, table_id("broken")];
+    want.sort();
+    assert_eq!(d.frozen, want);
+}

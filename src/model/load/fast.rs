@@ -9,6 +9,17 @@
 //! kind, a bare array, a duplicate key...) returns `None` and the caller
 //! runs the general path on the whole input, so messages stay its own.
 //!
+//! It is exactly as strict as the general path ([`super::strict`]): a
+//! repeated key anywhere (ignored fields and labels included), an unknown
+//! field inside `spec`, or a string with a bad escape makes it give up.
+//!
+//! Why two paths: the general path must explain every problem with a
+//! field path and skip what is not a RouteConfiguration, which needs the
+//! whole document as a tree; the fast path keeps a 100,000-route apply
+//! within the engine benchmark's budget (see README) by never building
+//! that tree. The differential unit test in `fast/tests.rs` and the
+//! `loader` fuzz target (tests/fuzz) check that they agree.
+//!
 //! In [`Mode::Validate`] every object is validated while its routes stream
 //! past ([`Validator`]); the routes are dropped once validated, so an
 //! object with 100,000 routes never exists as `RouteSpec`s. The objects
@@ -16,13 +27,17 @@
 //! travels with them.
 
 use super::Loaded;
+use super::strict::{
+    self, NEXT_HOP_FIELDS, Path, REFERENCE_FIELDS, ROUTE_FIELDS, RULE_FIELDS, SPEC_FIELDS,
+    StrictIgnore, StrictValue, TABLE_FIELDS,
+};
 use crate::model::api::{
     API_GROUP, API_VERSION, KIND, NextHopSpec, ObjectMeta, ObjectReference, RawInt,
     RouteConfiguration, RouteConfigurationSpec, RouteSpec, RuleSpec, Status, TableSpec,
 };
-use crate::model::validate::{RouteFields, Validator};
+use crate::model::validate::{Policy, RouteFields, Validator};
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -31,8 +46,8 @@ use std::fmt;
 pub(crate) enum Mode {
     /// Keep them: the objects are exactly what serde would build.
     Keep,
-    /// Validate them with this protocol mark and drop them.
-    Validate(u8),
+    /// Validate them under this policy and drop them.
+    Validate(Policy),
 }
 
 /// Every object in `text` (JSON), or `None` when the general path must
@@ -156,7 +171,7 @@ impl<'de> Visitor<'de> for ObjectSeed {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
         let mut validator = match self.mode {
             Mode::Keep => None,
-            Mode::Validate(protocol) => Some(Validator::new(protocol)),
+            Mode::Validate(policy) => Some(Validator::with_policy(policy)),
         };
         let mut api_version = None;
         let mut kind = None;
@@ -171,7 +186,7 @@ impl<'de> Visitor<'de> for ObjectSeed {
                 "metadata" => once(
                     &mut metadata,
                     "metadata",
-                    |m| m.next_value::<ObjectMeta>(),
+                    |m| typed::<A, ObjectMeta>(m, None),
                     &mut map,
                 )?,
                 "spec" => {
@@ -183,16 +198,14 @@ impl<'de> Visitor<'de> for ObjectSeed {
                 "status" => once(
                     &mut status,
                     "status",
-                    |m| m.next_value::<Option<Status>>(),
+                    |m| typed::<A, Option<Status>>(m, None),
                     &mut map,
                 )?,
                 "items" if self.top => {
                     let seed = ItemsSeed { mode: self.mode };
                     once(&mut items, "items", |m| m.next_value_seed(seed), &mut map)?
                 }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                _ => map.next_value_seed(StrictIgnore(Path::Root))?,
             }
         }
         Ok(Parsed {
@@ -271,7 +284,7 @@ impl<'de> Visitor<'de> for SpecSeed<'_> {
                 };
                 once(&mut table, "table", |m| m.next_value_seed(seed), &mut map)?;
             } else {
-                map.next_value::<IgnoredAny>()?;
+                return Err(unknown(&key, SPEC_FIELDS));
             }
         }
         Ok(RouteConfigurationSpec {
@@ -315,12 +328,10 @@ impl<'de> Visitor<'de> for TableSeed<'_> {
                 "targetRef" => once(
                     &mut target_ref,
                     "targetRef",
-                    |m| m.next_value::<Option<ObjectReference>>(),
+                    |m| typed::<A, Option<ObjectReference>>(m, Some(REFERENCE_FIELDS)),
                     &mut map,
                 )?,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                other => return Err(unknown(other, TABLE_FIELDS)),
             }
         }
         Ok(TableSpec {
@@ -433,18 +444,8 @@ impl<'de> Visitor<'de> for RuleSeed<'_> {
                 "src" => once(&mut src, "src", |m| m.next_value(), &mut map)?,
                 "iif" => once(&mut iif, "iif", |m| m.next_value(), &mut map)?,
                 "oif" => once(&mut oif, "oif", |m| m.next_value(), &mut map)?,
-                "fwmark" => once(
-                    &mut fwmark,
-                    "fwmark",
-                    |m| m.next_value::<Option<RawInt>>(),
-                    &mut map,
-                )?,
-                "priority" => once(
-                    &mut priority,
-                    "priority",
-                    |m| m.next_value::<Option<RawInt>>(),
-                    &mut map,
-                )?,
+                "fwmark" => once(&mut fwmark, "fwmark", |m| raw_int(m), &mut map)?,
+                "priority" => once(&mut priority, "priority", |m| raw_int(m), &mut map)?,
                 "routes" => {
                     let seed = Optional(RoutesSeed {
                         validator: self.validator.as_deref_mut(),
@@ -454,12 +455,10 @@ impl<'de> Visitor<'de> for RuleSeed<'_> {
                 "targetRef" => once(
                     &mut target_ref,
                     "targetRef",
-                    |m| m.next_value::<Option<ObjectReference>>(),
+                    |m| typed::<A, Option<ObjectReference>>(m, Some(REFERENCE_FIELDS)),
                     &mut map,
                 )?,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                other => return Err(unknown(other, RULE_FIELDS)),
             }
         }
         Ok(RuleSpec {
@@ -499,8 +498,10 @@ impl<'de> Visitor<'de> for RoutesSeed<'_> {
         let mut routes = Vec::new();
         match self.validator {
             None => {
-                while let Some(r) = seq.next_element::<RouteSpec>()? {
-                    routes.push(r);
+                while let Some(StrictValue(v)) = seq.next_element::<StrictValue>()? {
+                    // Fields checked as on the general path, nested ones too.
+                    strict::check_route(&v, &Path::Root).map_err(de::Error::custom)?;
+                    routes.push(from_value(v, None)?);
                 }
             }
             Some(v) => while seq.next_element_seed(RouteSeed(v))?.is_some() {},
@@ -555,7 +556,7 @@ impl<'de> Visitor<'de> for RouteSeed<'_> {
                 "nextHops" => once(
                     &mut next_hops,
                     "nextHops",
-                    |m| m.next_value::<Option<Vec<NextHopSpec>>>(),
+                    |m| strict_next_hops(m),
                     &mut map,
                 )?,
                 // Parsed only so that a malformed one is refused as serde
@@ -563,12 +564,10 @@ impl<'de> Visitor<'de> for RouteSeed<'_> {
                 "targetRef" => once(
                     &mut target_ref,
                     "targetRef",
-                    |m| m.next_value::<Option<ObjectReference>>(),
+                    |m| typed::<A, Option<ObjectReference>>(m, Some(REFERENCE_FIELDS)),
                     &mut map,
                 )?,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                other => return Err(unknown(other, ROUTE_FIELDS)),
             }
         }
         let fields = RouteFields {
@@ -593,6 +592,52 @@ fn borrow<'a>(field: &'a Option<Option<Cow<'_, str>>>) -> Option<&'a str> {
 /// `Option<Cow<str>>` always copies).
 fn text<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Cow<'de, str>>, A::Error> {
     Ok(map.next_value::<Option<Key<'de>>>()?.map(|k| k.0))
+}
+
+/// The fast path's answer to anything it does not know: give up, and
+/// let the general path explain.
+fn unknown<E: de::Error>(key: &str, known: &[&str]) -> E {
+    E::custom(strict::unknown_field(&Path::Root, key, known))
+}
+
+/// A small typed value read strictly (repeated keys, and with `known`
+/// unknown fields too, are errors, as on the general path).
+fn typed<'de, A: MapAccess<'de>, T: de::DeserializeOwned>(
+    map: &mut A,
+    known: Option<&[&str]>,
+) -> Result<T, A::Error> {
+    let StrictValue(v) = map.next_value()?;
+    from_value(v, known)
+}
+
+fn from_value<T: de::DeserializeOwned, E: de::Error>(
+    v: serde_json::Value,
+    known: Option<&[&str]>,
+) -> Result<T, E> {
+    if let (Some(known), Some(m)) = (known, v.as_object()) {
+        if let Some(k) = m.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(unknown(k, known));
+        }
+    }
+    T::deserialize(v).map_err(E::custom)
+}
+
+/// `nextHops`, read strictly (repeated keys and unknown fields refused).
+fn strict_next_hops<'de, A: MapAccess<'de>>(
+    map: &mut A,
+) -> Result<Option<Vec<NextHopSpec>>, A::Error> {
+    let StrictValue(v) = map.next_value()?;
+    for hop in v.as_array().map_or(&[][..], Vec::as_slice) {
+        from_value::<serde_json::Value, _>(hop.clone(), Some(NEXT_HOP_FIELDS))?;
+    }
+    from_value(v, None)
+}
+
+/// An integer field exactly as written, read strictly.
+fn raw_int<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<RawInt>, A::Error> {
+    Ok(map
+        .next_value::<Option<StrictValue>>()?
+        .map(|StrictValue(v)| RawInt(v)))
 }
 
 #[cfg(test)]

@@ -359,3 +359,181 @@ fn yaml_split_keeps_line_numbers() {
     assert_eq!(split_yaml("---x: 1\n----\n"), [("---x: 1\n----\n", 0)]);
     assert!(split_yaml("").is_empty());
 }
+
+/// A RouteConfiguration named `name` whose first rule has `rule` (YAML
+/// flow-mapping fields, without braces) and one route.
+fn hostile(name: &str, rule: &str) -> String {
+    format!(
+        "apiVersion: networking.liqo.io/v1beta1\nkind: RouteConfiguration\n\
+         metadata: {{name: {name}, namespace: liqo}}\n\
+         spec:\n  table:\n    name: {name}\n    rules:\n    - {rule}\n      routes: [{{dst: 10.0.0.0/8, dev: lo}}]\n"
+    )
+}
+
+/// Every way a selector could be lost silently is an error naming the
+/// file, document, object and field path, and the other documents load.
+#[test]
+fn hostile_yaml_is_refused_naming_file_document_object_and_field() {
+    let cases = [
+        (
+            "fwmark: .inf",
+            "spec.table.rules[0].fwmark: inf is not a finite number",
+        ),
+        (
+            "fwmark: .nan",
+            "spec.table.rules[0].fwmark: NaN is not a finite number",
+        ),
+        ("fwmakr: 5", "spec.table.rules[0].fwmakr: unknown field"),
+        (
+            "fwmark: 5\n      fwmark: 6",
+            "spec.table.rules[0].fwmark: duplicate key",
+        ),
+        (
+            "<<: {fwmark: 5}",
+            "spec.table.rules[0].<<: YAML merge keys (<<) are not supported",
+        ),
+        (
+            "fwmark: 5.5",
+            "spec.table.rules[0].fwmark: 5.5 is not an integer",
+        ),
+    ];
+    for (rule, want) in cases {
+        let text = format!("{}---\n{}", hostile("bad", rule), hostile("good", "iif: x"));
+        let (objects, errors) = parse_documents(&text, "in.yaml");
+        if want.contains("not an integer") {
+            // Read fine; validation names the field.
+            assert_eq!(names(&objects), ["liqo/bad", "liqo/good"]);
+            let e = crate::model::validate(&objects[0], 114).unwrap_err();
+            assert!(e.to_string().contains(want), "{e}");
+            continue;
+        }
+        assert_eq!(names(&objects), ["liqo/good"], "{rule}");
+        let m = messages(&errors);
+        assert_eq!(m.len(), 1, "{rule}: {m:?}");
+        assert!(
+            m[0].starts_with("in.yaml: document 1 (liqo/bad): ") && m[0].contains(want),
+            "{rule}: {}",
+            m[0]
+        );
+    }
+}
+
+#[test]
+fn a_duplicate_rules_list_cannot_replace_the_first() {
+    let text = hostile("bad", "iif: x").replace(
+        "    rules:\n",
+        "    rules: [{fwmark: 1, routes: []}]\n    rules:\n",
+    );
+    let (objects, errors) = parse_documents(&text, "in.yaml");
+    assert!(objects.is_empty());
+    assert!(
+        messages(&errors)[0].contains("spec.table.rules: duplicate key"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn hostile_json_is_refused_on_the_fast_path_too() {
+    let obj = |rule: &str| {
+        format!(
+            r#"{{"apiVersion": "networking.liqo.io/v1beta1", "kind": "RouteConfiguration",
+               "metadata": {{"name": "x", "namespace": "liqo", "labels": {{"a": "1"}}}},
+               "spec": {{"table": {{"name": "x", "rules": [{{{rule}, "routes": []}}]}}}}}}"#
+        )
+    };
+    let cases = [
+        (
+            r#""fwmark": 1, "fwmark": 2"#,
+            "spec.table.rules[0].fwmark: duplicate key",
+        ),
+        (
+            r#""fwmakr": 1"#,
+            "spec.table.rules[0].fwmakr: unknown field",
+        ),
+        (
+            r#""iif": "a", "x": {"b": 1, "b": 1}"#,
+            "spec.table.rules[0].x.b: duplicate key",
+        ),
+        (
+            r#""iif": "a", "targetRef": {"kind": "Pod", "nmae": "p"}"#,
+            "spec.table.rules[0].targetRef.nmae: unknown field",
+        ),
+    ];
+    for (rule, want) in cases {
+        for mode in [Mode::Keep, Mode::Validate(crate::model::Policy::new(114))] {
+            let (objects, errors) = parse_with(&obj(rule), "in.json", mode);
+            assert!(objects.is_empty(), "{rule}");
+            let m = messages(&errors);
+            assert!(
+                m.len() == 1
+                    && m[0].starts_with("in.json: document 1 (liqo/x): ")
+                    && m[0].contains(want),
+                "{rule}: {m:?}"
+            );
+        }
+    }
+    // Repeated keys anywhere, even in fields routecfg ignores, and in labels.
+    let text = obj(r#""iif": "a""#).replace(r#""a": "1""#, r#""a": "1", "a": "2""#);
+    let (objects, errors) = parse_with(
+        &text,
+        "in.json",
+        Mode::Validate(crate::model::Policy::new(114)),
+    );
+    assert!(objects.is_empty());
+    assert!(
+        messages(&errors)[0].contains("metadata.labels.a: duplicate key"),
+        "{errors:?}"
+    );
+    let text = obj(r#""iif": "a""#).replace(
+        r#""kind":"#,
+        r#""extra": {"z": [{"q": 1, "q": 1}]}, "kind":"#,
+    );
+    let (_, errors) = parse_with(
+        &text,
+        "in.json",
+        Mode::Validate(crate::model::Policy::new(114)),
+    );
+    assert!(
+        messages(&errors)[0].contains("extra.z[0].q: duplicate key"),
+        "{errors:?}"
+    );
+    // A lone surrogate in an ignored field: both paths refuse it.
+    let text = obj(r#""iif": "a""#).replace(r#""kind":"#, r#""extra": "\ud800", "kind":"#);
+    let (objects, errors) = parse_with(
+        &text,
+        "in.json",
+        Mode::Validate(crate::model::Policy::new(114)),
+    );
+    assert!(objects.is_empty() && errors.len() == 1, "{errors:?}");
+}
+
+#[test]
+fn one_bad_item_of_a_list_leaves_the_others() {
+    let text = r#"{"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "networking.liqo.io/v1beta1", "kind": "RouteConfiguration",
+         "metadata": {"name": "a"}, "spec": {"table": {"name": "a", "rules": [{"iif": "x", "routes": []}]}}},
+        {"apiVersion": "networking.liqo.io/v1beta1", "kind": "RouteConfiguration",
+         "metadata": {"name": "b"}, "spec": {"table": {"name": "b", "name": "c"}}}]}"#;
+    let (objects, errors) = parse_documents(text, "l.json");
+    assert_eq!(names(&objects), ["a"]);
+    assert_eq!(
+        messages(&errors),
+        [
+            "l.json: document 1, items[1] (b): spec.table.name: duplicate key (each key may appear once)"
+        ]
+    );
+}
+
+#[test]
+fn deep_yaml_is_refused_quickly_and_alone() {
+    let deep = format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    let text = format!("{MINIMAL}---\n{deep}");
+    let (objects, errors) = parse_documents(&text, "deep.yaml");
+    assert_eq!(names(&objects), ["liqo/a"]);
+    assert_eq!(
+        messages(&errors),
+        [
+            "deep.yaml: document 2: invalid YAML: line 6: nested more than 64 levels deep; refused before parsing"
+        ]
+    );
+}

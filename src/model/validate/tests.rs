@@ -736,15 +736,57 @@ fn ipv6_end_to_end() {
 }
 
 #[test]
-fn a_rule_matching_everything_is_flagged() {
-    let v = ok(json!([{"priority": 5, "routes": [{"dst": "10.0.0.0/8", "dev": "e"}]}]));
+fn a_rule_matching_everything_is_refused_unless_allowed() {
+    let rules = json!([{"priority": 5, "routes": [{"dst": "10.0.0.0/8", "dev": "e"}]}]);
+    assert_eq!(
+        error(rules.clone()),
+        "ns/o: spec.table.rules[0]: has no src, dst, iif, oif or fwmark: it would send all \
+         traffic to this table; give it a selector (or accept it with --allow-match-all)"
+    );
+    // A zero fwmark is no selector either.
+    let zero = json!([{"fwmark": 0, "routes": []}]);
+    assert!(error(zero).contains("has no src, dst, iif, oif or fwmark"));
+    let policy = Policy {
+        allow_match_all: true,
+        ..Policy::new(DEFAULT_PROTOCOL)
+    };
+    let v = validate_with(&object(rules), &policy).unwrap();
     assert_eq!(v.table.rules.len(), 1);
     assert_eq!(
         v.warnings,
         [
-            "ns/o: spec.table.rules[0]: has no src, dst, iif, oif or fwmark: it sends all traffic to this table"
+            "ns/o: spec.table.rules[0]: has no src, dst, iif, oif or fwmark: it sends all \
+             traffic to this table (accepted by --allow-match-all)"
         ]
     );
+}
+
+#[test]
+fn rules_and_routes_per_object_are_limited() {
+    let policy = Policy {
+        max_rules: 2,
+        max_routes: 3,
+        ..Policy::new(DEFAULT_PROTOCOL)
+    };
+    let route = |i: u32| json!({"dst": format!("10.0.0.{i}/32"), "dev": "e"});
+    let rules = json!([{"iif": "a", "routes": [route(1), route(2)]},
+                       {"iif": "b", "routes": [route(3)]},
+                       {"iif": "c", "routes": []}]);
+    assert_eq!(
+        validate_with(&object(rules), &policy)
+            .unwrap_err()
+            .to_string(),
+        "ns/o: spec.table.rules[2]: more than 2 rules in one object (the limit; see --max-rules)"
+    );
+    let rules = json!([{"iif": "a", "routes": [route(1), route(2)]},
+                       {"iif": "b", "routes": [route(3), route(4)]}]);
+    assert_eq!(
+        validate_with(&object(rules), &policy)
+            .unwrap_err()
+            .to_string(),
+        "ns/o: spec.table.rules[1].routes[1]: more than 3 routes in one object (the limit; see --max-routes)"
+    );
+    assert_eq!((MAX_RULES, MAX_ROUTES), (10_000, 200_000));
 }
 
 #[test]
