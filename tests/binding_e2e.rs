@@ -589,3 +589,82 @@ fn gateway_binds_to_its_pod() {
         "{status}"
     );
 }
+
+/// `--leader-elect-follow`: a sidecar follows the Lease another container
+/// of its pod holds (`<pod>_<uuid>`), applies while it does, stops when
+/// someone else holds it, and never writes the Lease.
+#[test]
+fn follower_applies_while_its_pod_holds_the_lease() {
+    require_root();
+    let (gw, _peer) = node_and_peer();
+    let mut env = KubeEnv::start();
+    let ip = env.node_ip(10);
+    env.attach(gw.name(), &ip);
+    install_crd(&env, Crd::Project);
+    create_namespaces(&env, &["liqo"]);
+    apply(&env, &ok_object(&[("app", "ha")]));
+    let lease = |holder: &str| {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+               "metadata": {"name": "gw-f", "namespace": "liqo"},
+               "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15,
+                        "renewTime": "2026-12-01T00:00:00.000000Z"}})
+    };
+    apply(&env, &lease("gw-f-0_0b4c2f"));
+    let id = routecfg::table_id::table_id("fab-ok");
+    let scratch = Scratch::new("bindings-follow");
+    let agent = Agent::start_with_env(
+        &AgentConfig {
+            netns: gw.name(),
+            host: "gw-f-0",
+            kubeconfig: env.kubeconfig(),
+            select: &[
+                "-l",
+                "app=ha",
+                "--bindings",
+                "off",
+                "--leader-elect-follow",
+                "--leader-lease",
+                "liqo/gw-f",
+            ],
+            dir: scratch.path(),
+            metrics_port: 9438,
+        },
+        &[("POD_NAME", "gw-f-0")],
+    );
+    agent.wait_ready();
+    wait_for(
+        "the follower to apply while its pod holds the lease",
+        CONVERGE,
+        || {
+            agent.check_alive()?;
+            if agent.metric("routecfg_leader")? != 1.0 {
+                return Err("not leading".into());
+            }
+            check_present(&gw, id)
+        },
+    );
+    let rv = |env: &KubeEnv| {
+        kubectl_json(env, &["get", "lease", "-n", "liqo", "gw-f", "-o", "json"])["metadata"]
+            ["resourceVersion"]
+            .clone()
+    };
+    let before = rv(&env);
+    apply(&env, &lease("gw-f-1_77aa01"));
+    let after_patch = rv(&env);
+    assert_ne!(before, after_patch);
+    wait_for("the follower to stand by", CONVERGE, || {
+        agent.check_alive()?;
+        if agent.metric("routecfg_leader")? == 0.0 {
+            Ok(())
+        } else {
+            Err("still leading".into())
+        }
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        rv(&env),
+        after_patch,
+        "a follower must never write the Lease"
+    );
+    check_present(&gw, id).unwrap_or_else(|e| panic!("standing by removed routes: {e}"));
+}
