@@ -24,6 +24,7 @@ const AGENT_FLAGS: &[Spec] = &[
     Spec::value("resync"),
     Spec::value("watch-timeout"),
     Spec::value("checkpoint-dir"),
+    Spec::switch("allow-match-all"),
 ];
 
 pub const RUN_HELP: &str = "\
@@ -61,6 +62,9 @@ Behaviour:
                                give each agent sharing a network namespace
                                its own value
       --rt-tables PATH|none    table-name file (default /etc/iproute2/rt_tables)
+      --allow-match-all        accept rules with no src, dst, iif, oif or
+                               fwmark (they capture all traffic; refused by
+                               default; warned each time the table is applied)
       --checkpoint-dir DIR     where `apply --confirm` keeps its checkpoint
                                (default $ROUTECFG_CHECKPOINT_DIR, else
                                /run/routecfg): while one with this agent's
@@ -147,6 +151,7 @@ fn options(args: &Args) -> Result<Options, String> {
         status_addr: args.value("status-addr").map(String::from),
         resync: Duration::from_secs(seconds(args, "resync", 300, MAX_RESYNC)?),
         protocol: kernel.protocol,
+        allow_match_all: args.has("allow-match-all"),
         rt_tables: kernel.rt_tables,
         watch_timeout: seconds(args, "watch-timeout", 300, MAX_WATCH_TIMEOUT)? as u32,
         checkpoint_dir: super::checkpoint::dir(args),
@@ -282,6 +287,15 @@ mod tests {
     fn parse(argv: &[&str]) -> Result<Options, String> {
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
         options(&Args::parse(&argv, &specs(AGENT_FLAGS, KERNEL_FLAGS))?)
+    }
+
+    #[test]
+    fn allow_match_all_is_off_unless_given() {
+        let base = ["--role", "fabric", "--rt-tables", "none"];
+        assert_eq!(parse(&base).map(|o| o.allow_match_all), Ok(false));
+        let mut v = base.to_vec();
+        v.push("--allow-match-all");
+        assert_eq!(parse(&v).map(|o| o.allow_match_all), Ok(true));
     }
 
     #[test]

@@ -42,8 +42,17 @@ pub fn build<'a>(
     objects: impl IntoIterator<Item = &'a RouteConfiguration>,
     protocol: u8,
 ) -> Desired {
+    build_with(objects, &Policy::new(protocol))
+}
+
+/// [`build`] under an explicit validation policy (the agent's
+/// `--allow-match-all` and limits).
+pub fn build_with<'a>(
+    objects: impl IntoIterator<Item = &'a RouteConfiguration>,
+    policy: &Policy,
+) -> Desired {
     let items = objects.into_iter().map(|o| (o, None)).collect();
-    build_from(items, &Policy::new(protocol))
+    build_from(items, policy)
 }
 
 /// [`build`] for objects from [`super::load::load_paths_validated`]: the
