@@ -207,6 +207,7 @@ impl Agent {
         self.tables
             .retain(|id, _| desired.tables.iter().any(|t| t.id == *id));
         self.metrics.tables = desired.tables.len() as u64;
+        self.metrics.table_id_collisions = desired.collisions.len() as u64;
         self.metrics.rules = desired.tables.iter().map(|t| t.rules.len() as u64).sum();
         self.metrics.routes = desired.tables.iter().map(|t| t.routes.len() as u64).sum();
         self.metrics.pending_routes = self.tables.values().map(|t| t.pending.len() as u64).sum();
@@ -376,6 +377,7 @@ impl Agent {
             "ready": self.ready,
             "tables": tables,
             "invalid": invalid,
+            "collisions": super::status::collisions_json(&self.state.desired().collisions),
             "kernel_error": snapshot.err().map(|e| e.to_string()),
         })
         .to_string()

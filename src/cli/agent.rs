@@ -277,6 +277,18 @@ fn render_status(v: &serde_json::Value) -> String {
     for e in v["invalid"].as_array().into_iter().flatten() {
         let _ = writeln!(out, "invalid: {}", e.as_str().unwrap_or(""));
     }
+    for c in v["collisions"].as_array().into_iter().flatten() {
+        let text = |p: &str| c.pointer(p).and_then(|s| s.as_str()).unwrap_or("?");
+        let _ = writeln!(
+            out,
+            "table id collision: {} {:?} (kept) and {} {:?} (not applied) both map to id {}",
+            text("/kept/object"),
+            text("/kept/table"),
+            text("/refused/object"),
+            text("/refused/table"),
+            c["id"]
+        );
+    }
     out
 }
 
@@ -287,6 +299,22 @@ mod tests {
     fn parse(argv: &[&str]) -> Result<Options, String> {
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
         options(&Args::parse(&argv, &specs(AGENT_FLAGS, KERNEL_FLAGS))?)
+    }
+
+    #[test]
+    fn status_lists_table_id_collisions() {
+        let v = serde_json::json!({"host": "h", "ready": true, "tables": [], "invalid": [],
+            "collisions": [{"id": 1_463_302_529u32,
+                "kept": {"object": "liqo/a", "table": "collide-14868"},
+                "refused": {"object": "liqo/b", "table": "collide-25220"}}]});
+        let text = render_status(&v);
+        assert!(
+            text.contains(
+                "table id collision: liqo/a \"collide-14868\" (kept) and liqo/b \"collide-25220\" \
+                 (not applied) both map to id 1463302529\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
