@@ -361,8 +361,6 @@ impl Agent {
             }));
         }
         let invalid: Vec<String> = self.state.object_errors().into_values().collect();
-        // Where each table, rule and route came from: what `explain` reads.
-        let origins = crate::explain::origin::build(self.state.objects(), &desired);
         let now_ms = crate::checkpoint::store::now_unix_ms();
         let protocol = self.opts.protocol;
         let paused = self
@@ -372,7 +370,6 @@ impl Agent {
         json!({
             "host": self.opts.host,
             "protocol": self.opts.protocol,
-            "origins": origins,
             "paused": paused.map(|h| json!({"checkpoint": h.id, "tables": h.tables})),
             "ready": self.ready,
             "tables": tables,
@@ -381,6 +378,17 @@ impl Agent {
             "kernel_error": snapshot.err().map(|e| e.to_string()),
         })
         .to_string()
+    }
+}
+
+impl Agent {
+    /// `/origins`: where each table, rule and route came from, what
+    /// `routecfg explain` maps the kernel's answer back with. Its own page
+    /// because it grows with every route; `/status` stays small.
+    pub(super) fn origins_json(&self) -> String {
+        let desired = &self.state.desired().tables;
+        let origins = crate::explain::origin::build(self.state.objects(), desired);
+        json!({"protocol": self.opts.protocol, "origins": origins}).to_string()
     }
 }
 

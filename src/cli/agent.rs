@@ -51,10 +51,12 @@ Behaviour:
       --finalizer              add upstream's finalizer and clean the kernel
                                before an object goes (optional: see README)
       --metrics-addr IP:PORT   serve /metrics, /healthz, /readyz, and /status
-                               unless --status-addr is given; plain HTTP to
-                               anyone who can reach it (e.g. NODE_IP:8114)
-      --status-addr IP:PORT    serve /status (and the rest) here instead: it
-                               names every table and object, so bind it to
+                               and /origins unless --status-addr is given;
+                               plain HTTP to anyone who can reach it (e.g.
+                               NODE_IP:8114)
+      --status-addr IP:PORT    serve /status and /origins (and the rest) here
+                               instead: they name every table and object, so
+                               bind it to
                                loopback (e.g. 127.0.0.1:8115)
       --resync SECONDS         full resync period (default 300)
       --watch-timeout SECONDS  server-side watch timeout (default 300)
@@ -193,7 +195,7 @@ pub fn status(argv: &[String]) -> i32 {
         .value("status-addr")
         .or_else(|| args.value("metrics-addr"))
         .unwrap_or(DEFAULT_STATUS_ADDR);
-    let body = match fetch_status(addr) {
+    let body = match fetch(addr, "/status") {
         Ok(b) => b,
         Err(e) => return super::fatal(&format!("asking the agent at {addr}: {e}")),
     };
@@ -212,15 +214,15 @@ pub fn status(argv: &[String]) -> i32 {
 /// Where `status` and `explain` find the agent by default.
 pub const DEFAULT_STATUS_ADDR: &str = "127.0.0.1:8114";
 
-/// `GET /status` from the agent at `addr`.
-pub fn fetch_status(addr: &str) -> Result<String, String> {
+/// `GET path` (`/status`, `/origins`) from the agent at `addr`.
+pub fn fetch(addr: &str, path: &str) -> Result<String, String> {
     let sock: std::net::SocketAddr = addr.parse().map_err(|_| "expected IP:PORT".to_string())?;
     let mut s =
         TcpStream::connect_timeout(&sock, Duration::from_secs(2)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
-    s.write_all(b"GET /status HTTP/1.1\r\nHost: routecfg\r\nConnection: close\r\n\r\n")
-        .map_err(|e| e.to_string())?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: routecfg\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
     let mut raw = String::new();
     s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
     let (head, body) = raw.split_once("\r\n\r\n").ok_or("malformed HTTP answer")?;
