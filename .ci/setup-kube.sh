@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Provides a real kube-apiserver (plus etcd, kubectl, openssl) for the
-# end-to-end tests. No package registry ships a kube-apiserver binary, but
-# Debian bookworm's `kubernetes` source package builds one with Debian's Go
-# 1.19 (see shared/notes/kube-apiserver.md). The binary is cached outside the
-# checkout, keyed by version, so only the first run on a machine pays for the
-# build (minutes); later runs only check it.
+# end-to-end tests, and the rest of a one-node cluster for tests/cluster/
+# (kube-controller-manager, kube-scheduler, kubelet, a pause binary for pod
+# sandboxes, containerd and runc). No package registry ships these binaries,
+# but Debian bookworm's `kubernetes` source package builds them with Debian's
+# Go 1.19 (see shared/notes/kube-apiserver.md). Every binary is cached
+# outside the checkout, keyed by version, so only the first run on a machine
+# pays for the build (minutes); later runs only check them.
 #
 # Usage: .ci/setup-kube.sh        (as root; idempotent)
-# Progress goes to stderr; the last line on stdout is the binary's path.
+# Progress goes to stderr; the last line on stdout is kube-apiserver's path
+# (the others sit next to it: $ROUTECFG_CACHE/<name>-<version>/<name>).
 # Environment: ROUTECFG_CACHE overrides the cache root (/var/cache/routecfg).
 set -euo pipefail
 
@@ -17,10 +20,15 @@ K8S_VERSION=1.20.2
 # packaging reasons, the content is 1.20.2).
 ORIG_TARBALL=kubernetes_1.20.5+really1.20.2.orig.tar.gz
 CACHE_ROOT=${ROUTECFG_CACHE:-/var/cache/routecfg}
-OUT_DIR=$CACHE_ROOT/kube-apiserver-$K8S_VERSION
-BIN=$OUT_DIR/kube-apiserver
+# Built from the same tree, each into $CACHE_ROOT/<name>-$K8S_VERSION/<name>.
+COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+BIN=$CACHE_ROOT/kube-apiserver-$K8S_VERSION/kube-apiserver
+# The pod sandbox ("pause") process, compiled statically from the same tree's
+# build/pause/linux/pause.c: containerd needs a sandbox image and no registry
+# is reachable from the tests.
+PAUSE_BIN=$CACHE_ROOT/pause-$K8S_VERSION/pause
 LOG_DIR=$CACHE_ROOT/logs
-LOG=$LOG_DIR/kube-apiserver-$K8S_VERSION-build.log
+LOG=$LOG_DIR/kubernetes-$K8S_VERSION-build.log
 GO_BIN=/usr/lib/go-1.19/bin
 # Everything Go writes lives under the cache root so a rebuild is fast.
 GOPATH_DIR=$CACHE_ROOT/gopath-$K8S_VERSION
@@ -29,7 +37,10 @@ SRC_DIR=$CACHE_ROOT/src
 APT_DIR=$CACHE_ROOT/apt
 
 RUNTIME_PKGS=(etcd-server openssl iproute2)
-BUILD_PKGS=(golang-1.19-go golang-github-modern-go-reflect2-dev ca-certificates)
+# The node side of tests/cluster/ (containerd pulls in runc), promtool, and
+# socat for the host's loopback door into the cluster's namespace.
+CLUSTER_PKGS=(containerd runc prometheus socat)
+BUILD_PKGS=(golang-1.19-go golang-github-modern-go-reflect2-dev ca-certificates gcc libc6-dev)
 
 say() { echo "setup-kube: $*" >&2; }
 die() {
@@ -37,8 +48,27 @@ die() {
 	exit 1
 }
 
-binary_runs() {
-	[[ -x $BIN ]] && "$BIN" --version >/dev/null 2>&1
+component_bin() {
+	echo "$CACHE_ROOT/$1-$K8S_VERSION/$1"
+}
+
+component_runs() {
+	local bin
+	bin=$(component_bin "$1")
+	[[ -x $bin ]] && "$bin" --version >/dev/null 2>&1
+}
+
+pause_runs() {
+	[[ -x $PAUSE_BIN ]] && "$PAUSE_BIN" -v >/dev/null 2>&1
+}
+
+# Components (and "pause") missing from the cache, one per line.
+missing_components() {
+	local c
+	for c in "${COMPONENTS[@]}"; do
+		component_runs "$c" || echo "$c"
+	done
+	pause_runs || echo pause
 }
 
 # Installs only what is missing, so a warm run never touches apt.
@@ -193,14 +223,30 @@ build() {
 	fi
 
 	cd "$TREE"
-	echo "== building kube-apiserver"
-	mkdir -p "$OUT_DIR"
-	local tmp=$OUT_DIR/kube-apiserver.partial
-	go build -ldflags='-s -w' -o "$tmp" ./cmd/kube-apiserver
-	"$tmp" --version
-	# Atomic so that a half-written binary never counts as cached.
-	mv "$tmp" "$BIN"
-	echo "== done: $BIN"
+	local c out tmp start
+	for c in "$@"; do
+		start=$SECONDS
+		if [[ $c == pause ]]; then
+			echo "== building pause (static)"
+			mkdir -p "$(dirname "$PAUSE_BIN")"
+			tmp=$PAUSE_BIN.partial
+			gcc -Os -static -DVERSION="$K8S_VERSION-routecfg" -o "$tmp" build/pause/linux/pause.c
+			strip "$tmp"
+			"$tmp" -v
+			mv "$tmp" "$PAUSE_BIN"
+			echo "== done: $PAUSE_BIN ($((SECONDS - start)) s)"
+			continue
+		fi
+		echo "== building $c"
+		out=$(component_bin "$c")
+		mkdir -p "$(dirname "$out")"
+		tmp=$out.partial
+		go build -ldflags='-s -w' -o "$tmp" "./cmd/$c"
+		"$tmp" --version
+		# Atomic so that a half-written binary never counts as cached.
+		mv "$tmp" "$out"
+		echo "== done: $out ($((SECONDS - start)) s)"
+	done
 }
 
 main() {
@@ -210,10 +256,12 @@ main() {
 	exec 9>"$CACHE_ROOT/.setup-kube.lock"
 	flock 9
 
-	ensure_packages "${RUNTIME_PKGS[@]}"
+	ensure_packages "${RUNTIME_PKGS[@]}" "${CLUSTER_PKGS[@]}"
 	ensure_kubectl
-	if binary_runs; then
-		say "cached kube-apiserver $K8S_VERSION is present and runs"
+	local missing
+	mapfile -t missing < <(missing_components)
+	if ((${#missing[@]} == 0)); then
+		say "cached kubernetes $K8S_VERSION binaries are present and run: ${COMPONENTS[*]} pause"
 		echo "$BIN"
 		return 0
 	fi
@@ -221,20 +269,22 @@ main() {
 	local start=$SECONDS
 	ensure_packages "${BUILD_PKGS[@]}"
 	fetch_source
-	say "building kube-apiserver $K8S_VERSION (several minutes); log: $LOG"
+	say "building ${missing[*]} $K8S_VERSION (several minutes each when cold); log: $LOG"
 	: >"$LOG"
-	if ! bash "${BASH_SOURCE[0]}" __build >>"$LOG" 2>&1; then
+	if ! bash "${BASH_SOURCE[0]}" __build "${missing[@]}" >>"$LOG" 2>&1; then
 		say "build failed; last lines of $LOG:"
 		tail -n 40 "$LOG" >&2
 		exit 1
 	fi
-	binary_runs || die "built $BIN but it does not run; see $LOG"
+	mapfile -t missing < <(missing_components)
+	((${#missing[@]} == 0)) || die "built but these do not run: ${missing[*]}; see $LOG"
 	say "built in $((SECONDS - start)) s"
 	echo "$BIN"
 }
 
 if [[ ${1:-} == __build ]]; then
-	build
+	shift
+	build "$@"
 else
 	main "$@"
 fi

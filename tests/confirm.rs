@@ -11,6 +11,7 @@ mod common;
 
 use common::netns::{KernelState, Netns, describe, require_root, veth};
 use std::net::Ipv4Addr;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -142,16 +143,28 @@ impl Bed {
     fn start_trial(&self, secs: u32) -> Child {
         let input = self.dir.join("in");
         let secs = secs.to_string();
-        let child = self
-            .command(&[
-                "apply",
-                "-f",
-                input.to_str().unwrap(),
-                "--rt-tables",
-                "none",
-                "--confirm",
-                &secs,
-            ])
+        let mut cmd = self.command(&[
+            "apply",
+            "-f",
+            input.to_str().unwrap(),
+            "--rt-tables",
+            "none",
+            "--confirm",
+            &secs,
+        ]);
+        // A test run started under nohup (or any runner that ignores
+        // SIGHUP) would pass the ignored disposition on through exec; the
+        // operator's apply in a terminal has the default one, which the
+        // SIGHUP test relies on.
+        // SAFETY: signal(2) is async-signal-safe, the only call made
+        // between fork and exec; it touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGHUP, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

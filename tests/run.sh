@@ -52,7 +52,14 @@ cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 
 step "tests (unit, kernel in namespaces, API server end to end)"
-cargo test --all-targets -- --test-threads=2
+cargo test --all-targets --no-fail-fast -- --test-threads=2
+
+step "a real cluster: the DaemonSet on kubelet + containerd (tests/cluster.rs)"
+cargo clippy --test cluster -- -D warnings
+cargo test --test cluster
+
+step "fuzz targets: build each and fuzz it for 20 s (tests/fuzz/)"
+tests/fuzz/smoke.sh 20
 
 echo
 echo "all tests passed"
