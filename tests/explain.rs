@@ -308,7 +308,7 @@ fn explain_says_when_the_decision_is_not_ours() {
     assert_eq!(bad.status.code(), Some(2), "{}", describe(&bad));
 }
 
-/// The same answers with the map read from a running agent's `/status`
+/// The same answers with the map read from a running agent's `/origins`
 /// (real kube-apiserver; the gateway agent selects rome-worker-extcidr,
 /// not the control plane's).
 #[test]
@@ -396,4 +396,34 @@ fn explain_asks_the_running_agent() {
     );
     let main = ask(&format!("{MILAN_TUNNEL_IP}")).unwrap();
     assert_eq!(main["decidedBy"], "main", "{main:#}");
+
+    // The map is on its own page; `/status` stays a few lines per table.
+    let get = |path: &str| -> Value {
+        let (code, body) = agent
+            .http_get(path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(code, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    };
+    let status = get("/status");
+    assert!(
+        status.get("origins").is_none(),
+        "/status still carries origins: {status:#}"
+    );
+    assert!(
+        status["tables"].as_array().is_some_and(|t| !t.is_empty()),
+        "{status:#}"
+    );
+    let origins = get("/origins");
+    assert_eq!(origins["protocol"], 114, "{origins:#}");
+    let text = origins["origins"].to_string();
+    for name in [
+        "liqo/rome-worker-gw-node",
+        "liqo-crd-replicator-6b9444849f-lk4f2",
+    ] {
+        assert!(
+            text.contains(name),
+            "/origins does not name {name}: {origins:#}"
+        );
+    }
 }

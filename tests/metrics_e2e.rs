@@ -369,6 +369,14 @@ fn health_and_repair_survive_300_slow_metrics_clients() {
         Ok((200, body)) if body.contains("\"table\":\"crowd\"") => {}
         other => panic!("/status on --status-addr: {other:?}"),
     }
+    match agent.http_get("/origins") {
+        Ok((404, _)) => {}
+        other => panic!("/origins on the metrics port: {other:?}"),
+    }
+    match http_get_in_netns(ns.name(), STATUS_PORT, "/origins") {
+        Ok((200, body)) if body.contains("\"crowd\"") => {}
+        other => panic!("/origins on --status-addr: {other:?}"),
+    }
 
     let monitor = RouteMonitor::start(ns.name());
     // `ip monitor` subscribes a moment after it starts: wait for a marker.

@@ -712,6 +712,7 @@ current-context: x
             status_addr: None,
             resync: Duration::from_secs(300),
             protocol: 114,
+            allow_match_all: false,
             rt_tables: None,
             watch_timeout: 300,
             checkpoint_dir: std::env::temp_dir().join("routecfg-api-tests-no-checkpoint"),

@@ -192,6 +192,7 @@ fn serve(agent: &mut Agent, http: &mut Server, ready: &[RawFd]) {
             Page::Ready if agent.ready => Response::text("200 OK", "ok\n"),
             Page::Ready => Response::text("503 Service Unavailable", "not ready\n"),
             Page::Status => Response::ok("application/json", agent.status_json()),
+            Page::Origins => Response::ok("application/json", agent.origins_json()),
         },
     );
 }

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub rules: u64,
     pub routes: u64,
     pub pending_routes: u64,
+    /// Objects refused because their table name maps to another's id.
+    pub table_id_collisions: u64,
     /// Writes (status, finalizer, Event) queued or in flight.
     pub write_queue: u64,
     /// 1 while this agent may apply (it holds the Lease, or there is no
@@ -118,6 +120,11 @@ impl Metrics {
             self.pending_routes,
         );
         gauge(
+            "routecfg_table_id_collisions",
+            "Objects not applied because their table name maps to the id of another object's table.",
+            self.table_id_collisions,
+        );
+        gauge(
             "routecfg_write_queue_depth",
             "Objects with an API write queued or in flight.",
             self.write_queue,
@@ -164,7 +171,11 @@ mod tests {
         m.apply_latency.observe(Duration::from_millis(3));
         m.apply_latency.observe(Duration::from_millis(30));
         m.error("kernel");
+        m.table_id_collisions = 2;
         let text = m.render();
+        assert!(text.contains(
+            "# TYPE routecfg_table_id_collisions gauge\nroutecfg_table_id_collisions 2\n"
+        ));
         assert!(text.contains("routecfg_apply_duration_seconds_bucket{le=\"0.001\"} 0\n"));
         assert!(text.contains("routecfg_apply_duration_seconds_bucket{le=\"0.005\"} 1\n"));
         assert!(text.contains("routecfg_apply_duration_seconds_bucket{le=\"0.05\"} 2\n"));

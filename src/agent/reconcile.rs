@@ -218,6 +218,7 @@ impl Agent {
         self.tables
             .retain(|id, _| desired.tables.iter().any(|t| t.id == *id));
         self.metrics.tables = desired.tables.len() as u64;
+        self.metrics.table_id_collisions = desired.collisions.len() as u64;
         self.metrics.rules = desired.tables.iter().map(|t| t.rules.len() as u64).sum();
         self.metrics.routes = desired.tables.iter().map(|t| t.routes.len() as u64).sum();
         self.metrics.pending_routes = self.tables.values().map(|t| t.pending.len() as u64).sum();
@@ -421,8 +422,6 @@ impl Agent {
             }));
         }
         let invalid: Vec<String> = self.state.object_errors().into_values().collect();
-        // Where each table, rule and route came from: what `explain` reads.
-        let origins = crate::explain::origin::build(self.state.objects(), &desired);
         let now_ms = crate::checkpoint::store::now_unix_ms();
         let protocol = self.opts.protocol;
         let paused = self
@@ -441,14 +440,25 @@ impl Agent {
                 "leading": e.is_leader(),
             })),
             "protocol": self.opts.protocol,
-            "origins": origins,
             "paused": paused.map(|h| json!({"checkpoint": h.id, "tables": h.tables})),
             "ready": self.ready,
             "tables": tables,
             "invalid": invalid,
+            "collisions": super::status::collisions_json(&self.state.desired().collisions),
             "kernel_error": snapshot.err().map(|e| e.to_string()),
         })
         .to_string()
+    }
+}
+
+impl Agent {
+    /// `/origins`: where each table, rule and route came from, what
+    /// `routecfg explain` maps the kernel's answer back with. Its own page
+    /// because it grows with every route; `/status` stays small.
+    pub(super) fn origins_json(&self) -> String {
+        let desired = &self.state.desired().tables;
+        let origins = crate::explain::origin::build(self.state.objects(), desired);
+        json!({"protocol": self.opts.protocol, "origins": origins}).to_string()
     }
 }
 

@@ -19,6 +19,7 @@ use crate::engine::{Engine, TableReport};
 use crate::kernel::Monitor;
 use crate::kube::{Backoff, CallId, Client, ConnectOptions, KubeConfig};
 use crate::model::selector::SelectorSet;
+use crate::model::validate::Policy;
 use crate::rt_tables::RtTables;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -41,6 +42,9 @@ pub struct Options {
     pub status_addr: Option<String>,
     pub resync: Duration,
     pub protocol: u8,
+    /// Accept rules with no selector (they capture all traffic), each
+    /// warned every time its table is applied; as `apply --allow-match-all`.
+    pub allow_match_all: bool,
     pub rt_tables: Option<RtTables>,
     /// Server-side watch timeout (the stream is renewed after it).
     pub watch_timeout: u32,
@@ -113,7 +117,11 @@ fn connect(opts: &Options) -> Result<(Client, Engine), String> {
 impl Agent {
     pub(super) fn new(opts: Options, client: Client, engine: Engine) -> Agent {
         let server_selector = opts.selectors.common_terms().to_string();
-        let state = State::new(opts.selectors.clone(), opts.protocol);
+        let policy = Policy {
+            allow_match_all: opts.allow_match_all,
+            ..Policy::new(opts.protocol)
+        };
+        let state = State::new(opts.selectors.clone(), policy);
         let resync = opts.resync;
         let pause = Pause::new(opts.checkpoint_dir.clone());
         let now = Instant::now();

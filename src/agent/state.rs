@@ -2,8 +2,10 @@
 //! the desired tables built from them. Pure: events go in, the set of tables
 //! that need work comes out.
 
+use crate::model::desired::build_with;
 use crate::model::selector::SelectorSet;
-use crate::model::{Desired, RouteConfiguration, build};
+use crate::model::validate::Policy;
+use crate::model::{Desired, RouteConfiguration};
 use crate::routing::Table;
 use serde::Deserialize;
 use serde_json::Value;
@@ -71,6 +73,10 @@ pub struct Changes {
     pub dirty: BTreeSet<u32>,
     /// Tables no valid object wants any more.
     pub removed: BTreeSet<u32>,
+    /// Warnings of the objects whose tables are dirty (for example a rule
+    /// accepted by `--allow-match-all`): repeated each time such a table
+    /// is rebuilt for applying, not only the first time.
+    pub warnings: Vec<String>,
 }
 
 impl Changes {
@@ -79,10 +85,27 @@ impl Changes {
     }
 }
 
+/// The warnings of `desired` that belong to the owners of `dirty` tables
+/// (every warning starts with its object's `namespace/name`).
+pub fn warnings_of_dirty(desired: &Desired, dirty: &BTreeSet<u32>) -> Vec<String> {
+    let owners: Vec<String> = desired
+        .tables
+        .iter()
+        .filter(|t| dirty.contains(&t.id))
+        .map(|t| format!("{}: ", t.owner))
+        .collect();
+    desired
+        .warnings
+        .iter()
+        .filter(|w| owners.iter().any(|o| w.starts_with(o.as_str())))
+        .cloned()
+        .collect()
+}
+
 /// Selected objects and the desired state derived from them.
 pub struct State {
     selectors: SelectorSet,
-    protocol: u8,
+    policy: Policy,
     objects: BTreeMap<String, Entry>,
     desired: Desired,
     /// Objects that could not even be read as RouteConfigurations.
@@ -90,10 +113,10 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(selectors: SelectorSet, protocol: u8) -> State {
+    pub fn new(selectors: SelectorSet, policy: Policy) -> State {
         State {
             selectors,
-            protocol,
+            policy,
             objects: BTreeMap::new(),
             desired: Desired::default(),
             unreadable: Vec::new(),
@@ -154,12 +177,16 @@ impl State {
             .filter_map(|(key, e)| e.typed.as_ref().err().map(|err| (key.clone(), err.clone())))
             .collect();
         let typed = self.objects.values().filter_map(|e| e.typed.as_ref().ok());
-        let mut next = build(typed, self.protocol);
+        let mut next = build_with(typed, &self.policy);
         let unreadable_tables = self.objects.values().filter(|e| e.typed.is_err());
         let unreadable_tables = unreadable_tables
             .filter_map(|e| e.raw.pointer("/spec/table/name").and_then(Value::as_str));
         crate::model::desired::freeze_unreadable(&mut next, unreadable_tables);
-        let changes = diff_tables(&self.desired.tables, &next.tables, &next.frozen);
+        let mut changes = diff_tables(&self.desired.tables, &next.tables, &next.frozen);
+        changes.warnings = warnings_of_dirty(&next, &changes.dirty);
+        for w in &changes.warnings {
+            log::warn!("{w}");
+        }
         self.desired = next;
         changes
     }
@@ -255,7 +282,7 @@ mod tests {
     }
 
     fn state() -> State {
-        State::new(SelectorSet::fabric(), 114)
+        State::new(SelectorSet::fabric(), Policy::new(114))
     }
 
     #[test]
@@ -335,6 +362,46 @@ mod tests {
             json!({"networking.liqo.io/route-category": "fabric", "x": "y"}),
         );
         assert!(s.upsert(relabelled));
+    }
+
+    #[test]
+    fn match_all_is_refused_unless_allowed_and_then_warned_on_each_rebuild() {
+        let match_all = |gw: &str| {
+            let mut o = object("m", "tm", gw, fabric());
+            o["spec"]["table"]["rules"][0]
+                .as_object_mut()
+                .map(|r| r.remove("dst"));
+            o
+        };
+        let mut refusing = state();
+        refusing.upsert(match_all("10.9.0.1"));
+        assert!(refusing.rebuild().is_empty());
+        assert!(
+            refusing.object_errors()["liqo/m"].contains("has no src, dst, iif, oif or fwmark"),
+            "{:?}",
+            refusing.object_errors()
+        );
+
+        let allow = Policy {
+            allow_match_all: true,
+            ..Policy::new(114)
+        };
+        let mut s = State::new(SelectorSet::fabric(), allow);
+        s.upsert(match_all("10.9.0.1"));
+        s.upsert(object("b", "tb", "10.9.0.1", fabric()));
+        let c = s.rebuild();
+        assert_eq!(c.dirty.len(), 2);
+        let warning = "liqo/m: spec.table.rules[0]: has no src, dst, iif, oif or fwmark: it \
+                       sends all traffic to this table (accepted by --allow-match-all)";
+        assert_eq!(c.warnings, [warning]);
+        assert!(s.object_errors().is_empty());
+        assert_eq!(s.table_of("liqo/m").map(|t| t.rules.len()), Some(1));
+        // An edit of another object does not repeat m's warning ...
+        s.upsert(object("b", "tb", "10.9.0.2", fabric()));
+        assert!(s.rebuild().warnings.is_empty());
+        // ... an edit of m, applied again, does.
+        s.upsert(match_all("10.9.0.2"));
+        assert_eq!(s.rebuild().warnings, [warning]);
     }
 
     #[test]

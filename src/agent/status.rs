@@ -7,7 +7,23 @@
 //! when its status flips, and nothing is written when nothing changed, so a
 //! steady cluster causes no API traffic.
 
+use crate::model::desired::Collision;
 use serde_json::{Value, json};
+
+/// `/status`'s `collisions`: each table-id collision with both objects,
+/// so an operator sees why a table is missing without reading Events.
+pub fn collisions_json(collisions: &[Collision]) -> Value {
+    collisions
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "kept": {"object": c.owner, "table": c.owner_table},
+                "refused": {"object": c.loser, "table": c.loser_table},
+            })
+        })
+        .collect()
+}
 
 /// Condition type written by routecfg (as upstream).
 pub const APPLIED: &str = "Applied";
@@ -76,6 +92,24 @@ mod tests {
 
     fn obj(conditions: Value) -> Value {
         json!({"metadata": {"name": "x"}, "status": {"conditions": conditions}})
+    }
+
+    #[test]
+    fn collisions_name_both_objects_and_the_id() {
+        let c = Collision {
+            id: 1_463_302_529,
+            owner: "liqo/a".into(),
+            owner_table: "collide-14868".into(),
+            loser: "liqo/b".into(),
+            loser_table: "collide-25220".into(),
+        };
+        assert_eq!(
+            collisions_json(&[c]),
+            json!([{"id": 1_463_302_529u32,
+                    "kept": {"object": "liqo/a", "table": "collide-14868"},
+                    "refused": {"object": "liqo/b", "table": "collide-25220"}}])
+        );
+        assert_eq!(collisions_json(&[]), json!([]));
     }
 
     #[test]

@@ -25,6 +25,7 @@ const AGENT_FLAGS: &[Spec] = &[
     Spec::value("resync"),
     Spec::value("watch-timeout"),
     Spec::value("checkpoint-dir"),
+    Spec::switch("allow-match-all"),
 ];
 
 pub const RUN_HELP: &str = "\
@@ -52,10 +53,12 @@ Behaviour:
       --finalizer              add upstream's finalizer and clean the kernel
                                before an object goes (optional: see README)
       --metrics-addr IP:PORT   serve /metrics, /healthz, /readyz, and /status
-                               unless --status-addr is given; plain HTTP to
-                               anyone who can reach it (e.g. NODE_IP:8114)
-      --status-addr IP:PORT    serve /status (and the rest) here instead: it
-                               names every table and object, so bind it to
+                               and /origins unless --status-addr is given;
+                               plain HTTP to anyone who can reach it (e.g.
+                               NODE_IP:8114)
+      --status-addr IP:PORT    serve /status and /origins (and the rest) here
+                               instead: they name every table and object, so
+                               bind it to
                                loopback (e.g. 127.0.0.1:8115)
       --resync SECONDS         full resync period (default 300)
       --watch-timeout SECONDS  server-side watch timeout (default 300)
@@ -63,6 +66,9 @@ Behaviour:
                                give each agent sharing a network namespace
                                its own value
       --rt-tables PATH|none    table-name file (default /etc/iproute2/rt_tables)
+      --allow-match-all        accept rules with no src, dst, iif, oif or
+                               fwmark (they capture all traffic; refused by
+                               default; warned each time the table is applied)
       --checkpoint-dir DIR     where `apply --confirm` keeps its checkpoint
                                (default $ROUTECFG_CHECKPOINT_DIR, else
                                /run/routecfg): while one with this agent's
@@ -186,6 +192,7 @@ fn options(args: &Args) -> Result<Options, String> {
         status_addr: args.value("status-addr").map(String::from),
         resync: Duration::from_secs(seconds(args, "resync", 300, MAX_RESYNC)?),
         protocol: kernel.protocol,
+        allow_match_all: args.has("allow-match-all"),
         rt_tables: kernel.rt_tables,
         watch_timeout: seconds(args, "watch-timeout", 300, MAX_WATCH_TIMEOUT)? as u32,
         checkpoint_dir: super::checkpoint::dir(args),
@@ -232,7 +239,7 @@ pub fn status(argv: &[String]) -> i32 {
         .value("status-addr")
         .or_else(|| args.value("metrics-addr"))
         .unwrap_or(DEFAULT_STATUS_ADDR);
-    let body = match fetch_status(addr) {
+    let body = match fetch(addr, "/status") {
         Ok(b) => b,
         Err(e) => return super::fatal(&format!("asking the agent at {addr}: {e}")),
     };
@@ -251,15 +258,15 @@ pub fn status(argv: &[String]) -> i32 {
 /// Where `status` and `explain` find the agent by default.
 pub const DEFAULT_STATUS_ADDR: &str = "127.0.0.1:8114";
 
-/// `GET /status` from the agent at `addr`.
-pub fn fetch_status(addr: &str) -> Result<String, String> {
+/// `GET path` (`/status`, `/origins`) from the agent at `addr`.
+pub fn fetch(addr: &str, path: &str) -> Result<String, String> {
     let sock: std::net::SocketAddr = addr.parse().map_err(|_| "expected IP:PORT".to_string())?;
     let mut s =
         TcpStream::connect_timeout(&sock, Duration::from_secs(2)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
-    s.write_all(b"GET /status HTTP/1.1\r\nHost: routecfg\r\nConnection: close\r\n\r\n")
-        .map_err(|e| e.to_string())?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: routecfg\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
     let mut raw = String::new();
     s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
     let (head, body) = raw.split_once("\r\n\r\n").ok_or("malformed HTTP answer")?;
@@ -335,6 +342,18 @@ fn render_status(v: &serde_json::Value) -> String {
     for e in v["invalid"].as_array().into_iter().flatten() {
         let _ = writeln!(out, "invalid: {}", e.as_str().unwrap_or(""));
     }
+    for c in v["collisions"].as_array().into_iter().flatten() {
+        let text = |p: &str| c.pointer(p).and_then(|s| s.as_str()).unwrap_or("?");
+        let _ = writeln!(
+            out,
+            "table id collision: {} {:?} (kept) and {} {:?} (not applied) both map to id {}",
+            text("/kept/object"),
+            text("/kept/table"),
+            text("/refused/object"),
+            text("/refused/table"),
+            c["id"]
+        );
+    }
     out
 }
 
@@ -346,6 +365,31 @@ mod tests {
     fn parse(argv: &[&str]) -> Result<Options, String> {
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
         options(&Args::parse(&argv, &specs(AGENT_FLAGS, KERNEL_FLAGS))?)
+    }
+
+    #[test]
+    fn status_lists_table_id_collisions() {
+        let v = serde_json::json!({"host": "h", "ready": true, "tables": [], "invalid": [],
+            "collisions": [{"id": 1_463_302_529u32,
+                "kept": {"object": "liqo/a", "table": "collide-14868"},
+                "refused": {"object": "liqo/b", "table": "collide-25220"}}]});
+        let text = render_status(&v);
+        assert!(
+            text.contains(
+                "table id collision: liqo/a \"collide-14868\" (kept) and liqo/b \"collide-25220\" \
+                 (not applied) both map to id 1463302529\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn allow_match_all_is_off_unless_given() {
+        let base = ["--role", "fabric", "--rt-tables", "none"];
+        assert_eq!(parse(&base).map(|o| o.allow_match_all), Ok(false));
+        let mut v = base.to_vec();
+        v.push("--allow-match-all");
+        assert_eq!(parse(&v).map(|o| o.allow_match_all), Ok(true));
     }
 
     #[test]

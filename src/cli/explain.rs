@@ -38,9 +38,10 @@ or no route at all. Without `iif` the packet is one this host sends.
                            (repeatable) instead of the running agent
   -l, --selector SEL       with -f: only objects matching this selector
       --protocol N         with -f: ownership mark, default 114
-      --status-addr ADDR   the agent to ask: its --status-addr, or its
-                           --metrics-addr when it has none (default
-                           127.0.0.1:8114; --metrics-addr is a synonym)
+      --status-addr ADDR   the agent to ask (for its /origins): its
+                           --status-addr, or its --metrics-addr when it
+                           has none (default 127.0.0.1:8114;
+                           --metrics-addr is a synonym)
       --rt-tables PATH     names for tables no object owns (default
                            /etc/iproute2/rt_tables; `none`: numbers)
   -o, --output FORMAT      text (default) or json
@@ -150,14 +151,12 @@ fn from_files(args: &Args) -> Result<(Origins, u8), String> {
     Ok((origin::build(&objects, &d.tables), protocol))
 }
 
-/// The map the running agent publishes on `/status`.
+/// The map the running agent publishes on `/origins`.
 fn from_agent(addr: &str) -> Result<(Origins, u8), String> {
-    let body = super::agent::fetch_status(addr)?;
+    let body = super::agent::fetch(addr, "/origins")?;
     let v: serde_json::Value =
         serde_json::from_str(&body).map_err(|e| format!("answered something unexpected: {e}"))?;
-    let origins = v
-        .get("origins")
-        .ok_or("its /status has no \"origins\" (an older routecfg?)")?;
+    let origins = v.get("origins").ok_or("its /origins has no \"origins\"")?;
     let origins: Origins = serde_json::from_value(origins.clone())
         .map_err(|e| format!("unreadable \"origins\": {e}"))?;
     let protocol = v

@@ -25,6 +25,22 @@ pub struct Desired {
     /// in the kernel rather than garbage-collect them: a typo in an object
     /// must not tear down routes that work.
     pub frozen: Vec<u32>,
+    /// Tables refused because their name maps to the id of another
+    /// object's table (30-bit ids, as upstream): the loser is also in
+    /// `failures`; these are kept apart so metrics and `/status` can list
+    /// them without parsing messages.
+    pub collisions: Vec<Collision>,
+}
+
+/// Two table names with one kernel id: `owner` keeps it, `loser` is not
+/// applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Collision {
+    pub id: u32,
+    pub owner: String,
+    pub owner_table: String,
+    pub loser: String,
+    pub loser_table: String,
 }
 
 /// Builds the desired state of `objects`, stamping `protocol` on every rule
@@ -42,8 +58,17 @@ pub fn build<'a>(
     objects: impl IntoIterator<Item = &'a RouteConfiguration>,
     protocol: u8,
 ) -> Desired {
+    build_with(objects, &Policy::new(protocol))
+}
+
+/// [`build`] under an explicit validation policy (the agent's
+/// `--allow-match-all` and limits).
+pub fn build_with<'a>(
+    objects: impl IntoIterator<Item = &'a RouteConfiguration>,
+    policy: &Policy,
+) -> Desired {
     let items = objects.into_iter().map(|o| (o, None)).collect();
-    build_from(items, &Policy::new(protocol))
+    build_from(items, policy)
 }
 
 /// [`build`] for objects from [`super::load::load_paths_validated`]: the
@@ -124,6 +149,13 @@ fn build_from(objects: Vec<Item<'_>>, policy: &Policy) -> Desired {
             continue;
         }
         if let Some((name, owner)) = by_id.get(&table.id) {
+            desired.collisions.push(Collision {
+                id: table.id,
+                owner: owner.clone(),
+                owner_table: name.clone(),
+                loser: key.clone(),
+                loser_table: table.name.clone(),
+            });
             desired.failures.push(ObjectError {
                 object: key,
                 field: "spec.table.name".to_string(),

@@ -11,6 +11,11 @@
 #                     API server running and again with it stopped (SIGSTOP)
 #   OBJECTS=100 ROUTES_PER_OBJECT=100   size of the memory figure
 #   IDLE_SECONDS=60   length of the idle CPU measurement
+#   FLOOD_SECONDS=60 FLOOD_WRITERS=2   watch-event flood: writers patch an
+#                     annotation of the OBJECTS objects round-robin for this
+#                     long (each patch is one MODIFIED event for the agent;
+#                     metadata only, so no kernel work), while the agent's
+#                     CPU and RSS are measured
 #   ROUTECFG_CACHE    where .ci/setup-kube.sh put kube-apiserver
 #   CRD=PATH          the CRD to install (default: upstream's, from shared/)
 #
@@ -28,6 +33,8 @@ REPAIRS=${REPAIRS:-100}
 OBJECTS=${OBJECTS:-100}
 ROUTES_PER_OBJECT=${ROUTES_PER_OBJECT:-100}
 IDLE_SECONDS=${IDLE_SECONDS:-60}
+FLOOD_SECONDS=${FLOOD_SECONDS:-60}
+FLOOD_WRITERS=${FLOOD_WRITERS:-2}
 APISERVER=${ROUTECFG_CACHE:-/var/cache/routecfg}/kube-apiserver-1.20.2/kube-apiserver
 # The team's shared/ directory sits beside one of the checkout's ancestors
 # (as tests/common/mod.rs finds it); ROUTECFG_SHARED overrides.
@@ -38,7 +45,7 @@ if [ -z "$shared" ]; then
     shared=$d/shared
 fi
 CRD=${CRD:-$shared/upstream/routeconfigurations.networking.liqo.io.yaml}
-for tool in "$APISERVER" /usr/bin/etcd /usr/bin/kubectl /usr/bin/openssl; do
+for tool in "$APISERVER" /usr/bin/etcd /usr/bin/kubectl /usr/bin/openssl /usr/bin/curl; do
     [ -x "$tool" ] || { echo "agent.sh: $tool missing: run .ci/setup-kube.sh" >&2; exit 1; }
 done
 [ -f "$CRD" ] || { echo "agent.sh: CRD not found at $CRD (set CRD=...)" >&2; exit 1; }
@@ -296,6 +303,62 @@ c0=$(cpu_ticks)
 sleep "$IDLE_SECONDS"
 c1=$(cpu_ticks)
 hz=$(getconf CLK_TCK)
+rss_idle=$(rss_kib)
+
+# --- 4. watch-event flood ------------------------------------------------
+# Writers patch one annotation of the bench objects round-robin through
+# curl, each a kept-alive HTTPS connection (a curl config of 200 requests
+# per round; kubectl would spend the machine on process starts). Every
+# patch changes the object, so the API server sends the agent one MODIFIED
+# event of the whole object (~100 routes). Meanwhile the agent's RSS is
+# sampled every 0.5 s.
+flood_writer() {
+    local w=$1 i=0 k o cfg="$work/flood-$w.cfg"
+    local end=$((SECONDS + FLOOD_SECONDS))
+    while ((SECONDS < end)); do
+        : >"$cfg"
+        for ((k = 0; k < 200; k++)); do
+            i=$((i + 1))
+            o=$(((i * FLOOD_WRITERS + w) % OBJECTS))
+            # `next` separates requests (one after the last is an error).
+            ((k == 0)) || echo next >>"$cfg"
+            cat >>"$cfg" <<EOF
+url = "https://$api_ip:6443/apis/networking.liqo.io/v1beta1/namespaces/liqo/routeconfigurations/bench-$o"
+request = "PATCH"
+cacert = "$work/certs/apiserver.crt"
+header = "Authorization: Bearer $token"
+header = "Content-Type: application/merge-patch+json"
+data = "{\"metadata\":{\"annotations\":{\"bench-flood\":\"$w-$i\"}}}"
+silent
+output = "/dev/null"
+write-out = "%{http_code}\\n"
+EOF
+        done
+        ip netns exec "$api" curl -K "$cfg" >>"$work/flood-$w.codes" 2>>"$work/flood.err" || true
+    done
+}
+say "watch-event flood for $FLOOD_SECONDS s ($FLOOD_WRITERS writers)"
+: >"$work/flood-rss.txt"
+( while :; do rss_kib >>"$work/flood-rss.txt"; sleep 0.5; done ) &
+sampler=$!
+f0=$(cpu_ticks)
+t_flood0=$EPOCHREALTIME
+writers=()
+for ((w = 0; w < FLOOD_WRITERS; w++)); do flood_writer "$w" & writers+=($!); done
+wait "${writers[@]}"
+t_flood1=$EPOCHREALTIME
+f1=$(cpu_ticks)
+kill "$sampler" 2>/dev/null || true
+wait "$sampler" 2>/dev/null || true
+kill -0 "$agent" 2>/dev/null || { say "the agent died during the flood"; tail -n 20 "$work/agent.log" >&2; exit 1; }
+flood_events=$(cat "$work"/flood-*.codes | grep -c '^200$' || true)
+flood_failed=$(cat "$work"/flood-*.codes | grep -vc '^200$' || true)
+rss_flood_max=$(sort -n "$work/flood-rss.txt" | tail -n 1)
+rss_after=$(rss_kib)
+# The agent still follows the API after the flood: a spec change lands.
+kc patch routeconfigurations.networking.liqo.io lat -n liqo --type=json \
+    -p '[{"op":"replace","path":"/spec/table/rules/0/routes/0/dst","value":"10.71.254.254/32"}]' >/dev/null
+wait_until "a spec change after the flood" 60 in_kernel 10.71.254.254
 
 echo
 echo "routecfg agent benchmark (kube-apiserver 1.20.2 + etcd, $(nproc) cores, release build)"
@@ -318,3 +381,11 @@ awk -v e="$rss_empty" -v f="$rss_full" -v h="$hwm_full" -v n="$OBJECTS" -v r="$t
     printf "%-44s %.1f MiB (peak %.1f MiB)\n", "RSS, " n " objects / " r " routes:", f / 1024, h / 1024 }'
 awk -v t="$((c1 - c0))" -v hz="$hz" -v s="$IDLE_SECONDS" -v n="$OBJECTS" 'BEGIN {
     printf "%-44s %d ticks = %.2f s CPU in %d s (%.3f%%)\n", "CPU while idle, " n " objects:", t, t / hz, s, 100 * t / hz / s }'
+awk -v t="$((f1 - f0))" -v hz="$hz" -v a="$t_flood0" -v b="$t_flood1" -v ev="$flood_events" \
+    -v bad="$flood_failed" -v idle="$((c1 - c0))" -v is="$IDLE_SECONDS" 'BEGIN {
+    d = b - a;
+    printf "%-44s %d ticks = %.2f s CPU in %.1f s (%.2f%%; idle %.3f%%)\n", "CPU during the watch-event flood:", t, t / hz, d, 100 * t / hz / d, 100 * idle / hz / is;
+    printf "%-44s %d MODIFIED events in %.1f s = %.0f/s (%d patches refused)\n", "  flood:", ev, d, ev / d, bad;
+    if (ev > 0) printf "%-44s %.3f ms\n", "  agent CPU per watch event:", 1000 * t / hz / ev }'
+awk -v i="$rss_idle" -v m="$rss_flood_max" -v e="$rss_after" 'BEGIN {
+    printf "%-44s %.1f MiB max, %.1f MiB after, next to %.1f MiB idle (x%.2f)\n", "RSS during the watch-event flood:", m / 1024, e / 1024, i / 1024, m / i }'

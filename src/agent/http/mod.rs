@@ -1,4 +1,5 @@
-//! The agent's HTTP side: `/metrics`, `/healthz`, `/readyz`, `/status`.
+//! The agent's HTTP side: `/metrics`, `/healthz`, `/readyz`, `/status`,
+//! `/origins`.
 //!
 //! Everything here runs on the event loop's thread and never waits: the
 //! listeners and connections are non-blocking, each connection is a state

@@ -15,6 +15,9 @@ pub enum Page {
     Health,
     Ready,
     Status,
+    /// Where each table, rule and route came from (`routecfg explain`):
+    /// grows with the routes, so apart from `/status`, which stays small.
+    Origins,
 }
 
 /// A complete answer: the body is built once, then written out as it goes.
@@ -128,7 +131,8 @@ pub fn oversized(buf: &[u8]) -> Refusal {
 }
 
 /// Reads the request line of a complete head. `serves_status` is false on
-/// a listener that must not show `/status`; it answers 404 there.
+/// a listener that must not show `/status` or `/origins` (both name tables
+/// and objects); it answers 404 there.
 pub fn parse(head: &[u8], serves_status: bool) -> Result<Request, Refusal> {
     if head.len() > MAX_HEAD {
         return Err(oversized(head));
@@ -163,6 +167,7 @@ pub fn parse(head: &[u8], serves_status: bool) -> Result<Request, Refusal> {
         "/healthz" => Page::Health,
         "/readyz" => Page::Ready,
         "/status" if serves_status => Page::Status,
+        "/origins" if serves_status => Page::Origins,
         _ => return Err(Refusal::NotFound),
     };
     Ok(Request { page, head_only })
@@ -188,6 +193,7 @@ mod tests {
         assert_eq!(get("GET /healthz HTTP/1.0"), page(Page::Health));
         assert_eq!(get("GET /readyz?verbose=1 HTTP/1.1"), page(Page::Ready));
         assert_eq!(get("GET /status HTTP/1.1"), page(Page::Status));
+        assert_eq!(get("GET /origins HTTP/1.1"), page(Page::Origins));
         assert_eq!(
             get("HEAD /healthz HTTP/1.1"),
             Ok(Request {
@@ -205,6 +211,9 @@ mod tests {
     #[test]
     fn status_only_where_allowed() {
         let head = b"GET /status HTTP/1.1\r\n\r\n";
+        assert_eq!(parse(head, false), Err(Refusal::NotFound));
+        assert!(parse(head, true).is_ok());
+        let head = b"GET /origins HTTP/1.1\r\n\r\n";
         assert_eq!(parse(head, false), Err(Refusal::NotFound));
         assert!(parse(head, true).is_ok());
         assert!(parse(b"GET /metrics HTTP/1.1\r\n\r\n", false).is_ok());

@@ -86,7 +86,7 @@ impl Server {
                     .local_addr()
                     .map_or_else(|e| format!("? ({e})"), |a| a.to_string());
                 let pages = if l.serves_status {
-                    "/metrics, /healthz, /readyz, /status"
+                    "/metrics, /healthz, /readyz, /status, /origins"
                 } else {
                     "/metrics, /healthz, /readyz"
                 };
@@ -280,9 +280,14 @@ mod tests {
         assert!(get(&mut server, metrics, "/status").starts_with("HTTP/1.1 404 "));
         assert!(get(&mut server, metrics, "/metrics").ends_with("\r\n\r\nMetrics\n"));
         assert!(get(&mut server, status, "/status").ends_with("\r\n\r\nStatus\n"));
+        assert!(get(&mut server, metrics, "/origins").starts_with("HTTP/1.1 404 "));
+        assert!(get(&mut server, status, "/origins").ends_with("\r\n\r\nOrigins\n"));
         let lines = server.describe();
         assert!(lines[0].contains("/readyz on 127.0.0.1:") && lines[0].contains("--metrics-addr"));
-        assert!(lines[1].contains("/status on 127.0.0.1:") && lines[1].contains("--status-addr"));
+        assert!(
+            lines[1].contains("/status, /origins on 127.0.0.1:")
+                && lines[1].contains("--status-addr")
+        );
     }
 
     #[test]

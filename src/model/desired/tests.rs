@@ -161,6 +161,24 @@ fn colliding_table_ids_are_refused() {
             "n/late: spec.table.name: table \"{second}\" has id {id}, the same as table \"{first}\" owned by n/early; rename one"
         )]
     );
+    assert_eq!(
+        d.collisions,
+        [Collision {
+            id,
+            owner: "n/early".into(),
+            owner_table: first.clone(),
+            loser: "n/late".into(),
+            loser_table: second.clone(),
+        }]
+    );
+    // The same name twice is a conflict, not an id collision.
+    let same = [
+        obj("n", "a", &first, Some("2024-05-01T00:00:00Z")),
+        obj("n", "b", &first, Some("2024-06-01T00:00:00Z")),
+    ];
+    let d = build(&same, DEFAULT_PROTOCOL);
+    assert_eq!(d.failures.len(), 1);
+    assert!(d.collisions.is_empty(), "{:?}", d.collisions);
 }
 
 #[test]
