@@ -11,9 +11,9 @@
 //! Needs root, `.ci/setup-kube.sh` and `deploy/build-image.sh`'s toolchain;
 //! fails loudly without them.
 //!
-//! Not covered here: binding mode (kube-controller-manager's garbage
-//! collector deleting bindings through their ownerReference) needs the
-//! binding support being built on another branch.
+//! Binding mode comes last before the DaemonSet is deleted: installing
+//! the binding CRD switches every agent (`--bindings auto`) for the checks
+//! after it.
 
 mod common;
 
@@ -83,6 +83,10 @@ const CHECKS: &[(&str, Check)] = &[
     (
         "rolling_update_loses_no_pings",
         rolling_update_loses_no_pings,
+    ),
+    (
+        "binding_mode_rc_deletion_gc_waits_for_bindings_agent_cleans_up",
+        binding_mode_rc_deletion_gc_waits_for_bindings_agent_cleans_up,
     ),
     (
         "deleting_daemonset_keeps_routes_cleanup_job_removes_them",
@@ -855,6 +859,253 @@ fn rolling_update_loses_no_pings(bed: &Bed) {
         new_uids.iter().all(|u| !old_uids.contains(u)),
         "not every pod was replaced by the rollout: {old_uids:?} -> {new_uids:?}"
     );
+}
+
+const BINDINGS: &str = "routeconfigurationbindings.networking.liqo.io";
+const BINDING_FINALIZER: &str = "routeconfigurationbinding-controller.liqo.io/finalizer";
+/// kube-controller-manager's garbage collector, with
+/// `--use-service-account-credentials` (as up.sh starts it).
+const GC_USER: &str = "system:serviceaccount:kube-system:generic-garbage-collector";
+
+/// Audit events (2xx, ResponseComplete) on `resource`/`name` in NAMESPACE:
+/// (verb, user, user agent), in log order.
+fn audit_writes(c: &Cluster, resource: &str, name: &str) -> Vec<(String, String, String)> {
+    let path = c.dir.join("logs/audit.log");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| {
+            e["stage"] == "ResponseComplete"
+                && e["objectRef"]["resource"] == resource
+                && e["objectRef"]["namespace"] == NAMESPACE
+                && e["objectRef"]["name"] == name
+                && e["responseStatus"]["code"]
+                    .as_u64()
+                    .is_some_and(|c| c < 300)
+                && ["create", "update", "patch", "delete"]
+                    .contains(&e["verb"].as_str().unwrap_or(""))
+        })
+        .map(|e| (s(&e["verb"]), s(&e["user"]["username"]), s(&e["userAgent"])))
+        .collect()
+}
+
+/// The bindings in NAMESPACE of RouteConfiguration `rc`.
+fn bindings_of(c: &Cluster, rc: &str) -> Vec<Value> {
+    let list = c.kubectl_json(&["-n", NAMESPACE, "get", BINDINGS]);
+    list["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|b| b["spec"]["routeConfigurationRef"]["name"] == rc)
+        .collect()
+}
+
+/// Binding mode, then a RouteConfiguration deleted with foreground
+/// propagation. What this verifies, and only that:
+/// - with upstream's binding CRD installed (minus the `default: ""` line
+///   1.20 refuses) and the agents restarted, each node's agent creates a
+///   binding for a fresh fabric object, owned by it (controller,
+///   blockOwnerDeletion) and carrying the binding finalizer, and applies
+///   its table;
+/// - `kubectl delete --cascade=foreground`: the API server puts the
+///   `foregroundDeletion` finalizer on the object. Only the garbage
+///   collector removes it, and only once no dependent with
+///   blockOwnerDeletion is left, so the object being gone shows the
+///   collector waited for the bindings; the audit log must show the
+///   collector's write on the object.
+/// - the bindings are gone: someone removed their finalizer, which only
+///   the agent does (nothing else here touches it), after removing the
+///   table: the node namespace keeps no rule or route with our mark for
+///   that table, while the seed's table and its traffic stay.
+///
+/// Who sends the bindings' DELETE is not asserted: on the object's
+/// deletion the agent deletes its own binding once its table is gone
+/// (src/binding/decide.rs), racing the collector, which deletes the
+/// dependents of an object in foreground deletion. The audit log's
+/// deleters are printed.
+fn binding_mode_rc_deletion_gc_waits_for_bindings_agent_cleans_up(bed: &Bed) {
+    let c = &bed.cluster;
+    let crd =
+        common::shared_dir().join("upstream/routeconfigurationbindings.networking.liqo.io.yaml");
+    let text = std::fs::read_to_string(&crd).unwrap_or_else(|e| panic!("{}: {e}", crd.display()));
+    let without_default: String = text
+        .lines()
+        .filter(|l| l.trim() != "default: \"\"")
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(
+        text.len(),
+        without_default.len(),
+        "no `default: \"\"` line in {}",
+        crd.display()
+    );
+    c.kubectl_stdin(&["apply", "-f", "-"], &without_default);
+    c.kubectl(&[
+        "wait",
+        "--for=condition=established",
+        &format!("crd/{BINDINGS}"),
+        "--timeout=60s",
+    ]);
+    wait_for("the API to serve bindings", WAIT, || {
+        c.try_kubectl(&["get", BINDINGS, "-A"])
+            .status
+            .success()
+            .then_some(())
+    });
+    // `--bindings auto` asks discovery at start, on re-lists and resyncs
+    // (every 300 s): a restart switches the agents now.
+    let old: Vec<Value> = ready_pods(bed);
+    c.kubectl(&[
+        "-n",
+        NAMESPACE,
+        "delete",
+        "pods",
+        "-l",
+        SELECTOR,
+        "--wait=false",
+    ]);
+    wait_for("fresh fabric pods", WAIT, || {
+        let pods = ready_pods(bed);
+        pods.iter()
+            .all(|p| {
+                old.iter()
+                    .all(|o| o["metadata"]["uid"] != p["metadata"]["uid"])
+            })
+            .then_some(())
+    });
+
+    let rc = "gc-binding-probe";
+    let net = "10.99.0.0/16";
+    probe_object(c, rc, net);
+    let table = table_id(rc);
+    let bindings = wait_for("one applied binding per node", WAIT, || {
+        let bs = bindings_of(c, rc);
+        let applied = |b: &Value| {
+            b["status"]["tableName"] == rc
+                && b["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Applied" && c["status"] == "True")
+                })
+        };
+        (bs.len() == bed.nodes.len()
+            && bed.nodes.iter().all(|n| {
+                bs.iter()
+                    .any(|b| b["spec"]["targetRef"]["name"] == n.name.as_str() && applied(b))
+            }))
+        .then_some(bs)
+    });
+    let rc_uid = c.kubectl(&[
+        "-n",
+        NAMESPACE,
+        "get",
+        "routeconfiguration",
+        rc,
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    for b in &bindings {
+        let name = b["metadata"]["name"].as_str().unwrap_or_default();
+        assert_eq!(
+            b["metadata"]["ownerReferences"],
+            json!([{"apiVersion": "networking.liqo.io/v1beta1", "kind": "RouteConfiguration",
+                    "name": rc, "uid": rc_uid, "controller": true, "blockOwnerDeletion": true}]),
+            "{name}: owner"
+        );
+        assert!(
+            b["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f == BINDING_FINALIZER)),
+            "{name}: no {BINDING_FINALIZER}: {b}"
+        );
+    }
+    let has_table = |node: &Node| {
+        node.ip_json(&["rule", "show"])
+            .iter()
+            .any(|r| number(&r["table"]) == Some(u64::from(table)))
+    };
+    for node in &bed.nodes {
+        wait_for(&format!("{}: rules for {rc}", node.name), WAIT, || {
+            has_table(node).then_some(())
+        });
+    }
+
+    c.kubectl(&[
+        "-n",
+        NAMESPACE,
+        "delete",
+        "routeconfiguration",
+        rc,
+        "--cascade=foreground",
+        "--wait=false",
+    ]);
+    wait_for(&format!("{rc} and its bindings to be gone"), WAIT, || {
+        let gone = c
+            .kubectl(&[
+                "-n",
+                NAMESPACE,
+                "get",
+                "routeconfiguration",
+                rc,
+                "--ignore-not-found",
+                "-o",
+                "name",
+            ])
+            .trim()
+            .is_empty();
+        (gone && bindings_of(c, rc).is_empty()).then_some(())
+    });
+    // The audit event is written as the collector's request completes,
+    // which may be just after the object went.
+    let mut rc_writes = Vec::new();
+    let by_gc = |w: &[(String, String, String)]| {
+        w.iter()
+            .any(|(verb, user, _)| user == GC_USER && (verb == "patch" || verb == "update"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && !by_gc(&rc_writes) {
+        rc_writes = audit_writes(c, "routeconfigurations", rc);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        by_gc(&rc_writes),
+        "no write by the garbage collector on {rc} (foregroundDeletion finalizer): {rc_writes:?}"
+    );
+    for b in &bindings {
+        let name = b["metadata"]["name"].as_str().unwrap_or_default();
+        let writes = audit_writes(c, "routeconfigurationbindings", name);
+        let deleters: Vec<&String> = writes
+            .iter()
+            .filter(|(verb, ..)| verb == "delete")
+            .map(|(_, user, _)| user)
+            .collect();
+        println!("{name}: DELETE by {deleters:?}");
+        assert!(
+            !deleters.is_empty(),
+            "{name}: gone without a DELETE: {writes:?}"
+        );
+    }
+
+    for node in &bed.nodes {
+        let rules = node.ip_json(&["rule", "show"]);
+        assert!(
+            rules
+                .iter()
+                .all(|r| number(&r["table"]) != Some(u64::from(table))),
+            "{}: rules for {rc} left: {rules:?}",
+            node.name
+        );
+        let routes = node.ip_json(&["route", "show", "table", &table.to_string()]);
+        assert!(
+            routes
+                .iter()
+                .all(|r| number(&r["protocol"]) != Some(PROTOCOL)),
+            "{}: routes of {rc} left: {routes:?}",
+            node.name
+        );
+        node_has_seed_tables_and_traffic(node);
+    }
 }
 
 fn deleting_daemonset_keeps_routes_cleanup_job_removes_them(bed: &Bed) {
