@@ -1,19 +1,13 @@
-//! The agent's API side, all of it non-blocking: list and watch as a state
-//! machine ([`Sync`]), the write queue's intents rendered into calls, and
-//! the calls' results. Everything goes through [`crate::kube::Client`]
-//! (calls) and [`crate::kube::Watch`] (the stream), both driven by the
-//! loop's poll(2).
+//! The agent's API side, all of it non-blocking: the RouteConfiguration
+//! list/watch ([`super::stream::Stream`], shared with the bindings stream),
+//! the write queue's intents rendered into calls, and the calls' results.
+//! Everything goes through [`crate::kube::Client`] (calls) and
+//! [`crate::kube::Watch`] (the stream), both driven by the loop's poll(2).
 //!
-//! * A list runs page by page within [`crate::kube::ListLimits`]; when it
-//!   fails, the last good state stays (fail static) and it is retried with
-//!   backoff.
-//! * The watch keeps its contract (bookmarks; 410 means re-list; capped,
-//!   jittered backoff). A watch that ends less than [`SHORT_WATCH`] after
-//!   it started counts as a failure, so a server that answers a watch with
-//!   an empty 200 is not hammered.
-//! * Each wakeup handles at most [`WATCH_EVENTS_PER_TURN`] events or
-//!   [`WATCH_TIME_PER_TURN`] of watch work, so an endless stream cannot
-//!   starve the kernel, the metrics server or signals.
+//! Each wakeup handles at most [`WATCH_EVENTS_PER_TURN`] events or
+//! [`WATCH_TIME_PER_TURN`] of watch work per stream, and stops as soon as
+//! kernel repair is due, so an endless stream cannot starve the kernel,
+//! the metrics server or signals.
 
 use std::time::{Duration, Instant};
 
@@ -23,14 +17,10 @@ use super::reconcile::{has_finalizer, split_key};
 use super::runner::{Agent, FINALIZER};
 use super::state::key_of;
 use super::status::updated_status;
+use super::stream::{Paged, Phase, Polled, Started};
 use super::writes::Done;
-use crate::kube::{
-    ApiRequest, CallId, Completed, EventType, KubeError, ListLimits, Pager, Watch, WatchEventKind,
-    WatchPoll, requests,
-};
+use crate::kube::{ApiRequest, Completed, EventType, KubeError, WatchEventKind, requests};
 
-/// A watch that ends sooner than this after it started is a failure.
-pub const SHORT_WATCH: Duration = Duration::from_secs(1);
 /// Most watch events handled in one wakeup.
 pub const WATCH_EVENTS_PER_TURN: usize = 1000;
 /// Most time spent on watch events in one wakeup.
@@ -38,26 +28,6 @@ pub const WATCH_TIME_PER_TURN: Duration = Duration::from_millis(20);
 /// Most write calls in flight at once (the client has few connections; the
 /// rest wait in the queue, where the latest intent wins).
 const WRITES_IN_FLIGHT: usize = 16;
-/// A watch that lived this long resets the backoff before its failure
-/// counts (as does an event after [`SHORT_WATCH`]).
-const HEALTHY_WATCH: Duration = Duration::from_secs(60);
-
-/// Where list and watch stand.
-pub(super) enum Sync {
-    /// List when this time comes (at start, after a 410, after a failure).
-    ListAt(Instant),
-    /// A list in progress: its pager and the page call in flight.
-    Listing {
-        pager: Box<Pager>,
-        call: CallId,
-    },
-    /// Start a watch from the last resourceVersion when this time comes.
-    WatchAt(Instant),
-    Watching {
-        watch: Box<Watch>,
-        since: Instant,
-    },
-}
 
 /// Which write a queue key holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -124,10 +94,7 @@ pub(super) enum Purpose {
 impl Agent {
     /// True when list or watch wants to talk to the server now.
     pub(super) fn api_due(&self, now: Instant) -> bool {
-        match &self.sync {
-            Sync::ListAt(t) | Sync::WatchAt(t) => *t <= now,
-            _ => false,
-        }
+        self.sync.due(now)
     }
 
     /// Starts a list or a watch when their time has come. Name resolution
@@ -139,77 +106,36 @@ impl Agent {
         if self.client.needs_resolve() && wants_server && self.due.is_none() {
             if let Err(e) = self.client.resolve() {
                 self.metrics.error("api");
-                let wait = self.backoff.failed();
+                let wait = self.sync.backoff.failed();
                 log::warn!("{e}; retrying in {} ms", wait.as_millis());
-                // Only a list or watch waiting to start is pushed back; one
-                // in progress keeps its connection.
-                match &mut self.sync {
-                    Sync::ListAt(t) | Sync::WatchAt(t) => *t = now + wait,
-                    Sync::Listing { .. } | Sync::Watching { .. } => {}
-                }
+                self.sync.postpone(now + wait);
                 return;
             }
         }
-        match &self.sync {
-            Sync::ListAt(t) if *t <= now => {
-                // `--bindings auto` asks discovery again on every list.
-                if self.bindings.flag.needs_discovery() {
-                    self.bindings.discover_due = true;
-                }
-                let pager = Pager::new(
-                    &requests::route_configurations_path(),
-                    &self.server_selector,
-                    ListLimits::default(),
-                    now,
-                );
-                match pager.next_request(now) {
-                    Ok(request) => {
-                        let call = self.client.start(request);
-                        self.calls.insert(call, Purpose::ListPage);
-                        self.sync = Sync::Listing {
-                            pager: Box::new(pager),
-                            call,
-                        };
-                    }
-                    Err(e) => self.api_failed("list", &e, now),
-                }
+        // `--bindings auto` asks discovery again on every list.
+        if matches!(self.sync.phase, Phase::ListAt(t) if t <= now)
+            && self.bindings.flag.needs_discovery()
+        {
+            self.bindings.discover_due = true;
+        }
+        match self
+            .sync
+            .start(&mut self.client, self.opts.watch_timeout, now)
+        {
+            Started::ListPage(call) => {
+                self.calls.insert(call, Purpose::ListPage);
             }
-            Sync::WatchAt(t) if *t <= now => {
-                match self.client.watch(
-                    &self.resource_version,
-                    &self.server_selector,
-                    self.opts.watch_timeout,
-                ) {
-                    Ok(watch) => {
-                        self.sync = Sync::Watching {
-                            watch: Box::new(watch),
-                            since: now,
-                        }
-                    }
-                    Err(e) => self.api_failed("watch", &e, now),
-                }
-            }
-            _ => {}
+            Started::Failed => self.metrics.error("api"),
+            Started::Nothing | Started::Watching => {}
         }
     }
 
-    /// A list or watch failed: 410 re-lists at once, anything else waits
-    /// for the backoff. The objects we know stay as they are.
-    fn api_failed(&mut self, what: &str, e: &KubeError, now: Instant) {
-        self.metrics.error("api");
-        if e.is_gone() {
-            log::info!("{what}: resourceVersion too old, listing again");
-            self.sync = Sync::ListAt(now);
-            return;
-        }
-        let wait = self.backoff.failed();
-        log::warn!("{what}: {e}; retrying in {} ms", wait.as_millis());
-        let relist = what == "list" || self.resource_version.is_empty();
-        self.sync = if relist {
-            Sync::ListAt(now + wait)
-        } else {
-            Sync::WatchAt(now + wait)
-        };
+    /// True when this turn's watch work is over: the budget is spent, or
+    /// kernel repair has come due (it always goes first).
+    pub(super) fn watch_turn_over(&self, started: Instant, handled: usize) -> bool {
+        self.due.is_some_and(|d| d <= Instant::now())
+            || handled >= WATCH_EVENTS_PER_TURN
+            || started.elapsed() >= WATCH_TIME_PER_TURN
     }
 
     /// Handles watch events within this turn's budget; true when the
@@ -217,35 +143,20 @@ impl Agent {
     pub(super) fn drain_watch(&mut self, started: Instant) -> bool {
         let mut changed = false;
         let mut handled = 0;
-        let mut more = false;
-        while let Sync::Watching { watch, since } = &mut self.sync {
-            // Kernel repair goes first: a reconcile that came due ends the
-            // turn, as does the budget.
-            let repair_due = self.due.is_some_and(|d| d <= Instant::now());
-            if repair_due
-                || handled >= WATCH_EVENTS_PER_TURN
-                || started.elapsed() >= WATCH_TIME_PER_TURN
-            {
-                more = true;
-                break;
+        let more = loop {
+            if self.watch_turn_over(started, handled) {
+                break self.sync.watch().is_some();
             }
-            let since = *since;
-            let now = Instant::now();
-            let polled = watch.try_next();
-            if polled.is_err() && !watch.ever_connected() {
-                self.client.addresses_failed();
-            }
-            match polled {
-                Ok(WatchPoll::Event(ev)) => {
+            match self.sync.next(&mut self.client, Instant::now()) {
+                Polled::Idle => break false,
+                Polled::Restarted { failed } => {
+                    self.metrics.watch_restarts += 1;
+                    if failed {
+                        self.metrics.error("api");
+                    }
+                }
+                Polled::Event(ev) => {
                     handled += 1;
-                    if now.duration_since(since) >= SHORT_WATCH {
-                        self.backoff.succeeded();
-                    }
-                    if let Some(rv) = ev.resource_version() {
-                        if ev.kind != WatchEventKind::Error {
-                            self.resource_version = rv.to_string();
-                        }
-                    }
                     match ev.kind {
                         WatchEventKind::Added | WatchEventKind::Modified => {
                             log::debug!("{:?} {}", ev.kind, key_of(&ev.object));
@@ -257,51 +168,11 @@ impl Agent {
                             changed |= self.state.remove(&key);
                             self.reported.remove(&key);
                         }
-                        WatchEventKind::Bookmark => {}
-                        WatchEventKind::Error => {
-                            self.metrics.watch_restarts += 1;
-                            let msg = ev.error_message().unwrap_or("").to_string();
-                            let e = if ev.is_gone() {
-                                KubeError::Gone {
-                                    path: "watch".to_string(),
-                                    message: msg,
-                                }
-                            } else {
-                                KubeError::Api {
-                                    status: 0,
-                                    reason: "watch ERROR event".to_string(),
-                                    message: msg,
-                                    path: "watch".to_string(),
-                                }
-                            };
-                            self.watch_failed(&e, since, now);
-                        }
+                        WatchEventKind::Bookmark | WatchEventKind::Error => {}
                     }
-                }
-                Ok(WatchPoll::Pending) => break,
-                Ok(WatchPoll::Ended) => {
-                    self.metrics.watch_restarts += 1;
-                    if now.duration_since(since) < SHORT_WATCH {
-                        let wait = self.backoff.failed();
-                        self.metrics.error("api");
-                        log::warn!(
-                            "watch ended {} ms after it started; retrying in {} ms",
-                            now.duration_since(since).as_millis(),
-                            wait.as_millis()
-                        );
-                        self.sync = Sync::WatchAt(now + wait);
-                    } else {
-                        log::debug!("watch ended; renewing from {}", self.resource_version);
-                        self.backoff.succeeded();
-                        self.sync = Sync::WatchAt(now);
-                    }
-                }
-                Err(e) => {
-                    self.metrics.watch_restarts += 1;
-                    self.watch_failed(&e, since, now);
                 }
             }
-        }
+        };
         if changed {
             self.absorb_changes();
         }
@@ -310,26 +181,6 @@ impl Agent {
             self.queue_binding_work();
         }
         more
-    }
-
-    fn watch_failed(&mut self, e: &KubeError, since: Instant, now: Instant) {
-        let lived = now.duration_since(since);
-        if lived >= HEALTHY_WATCH {
-            self.backoff.succeeded();
-        }
-        if e.is_gone() && lived < SHORT_WATCH {
-            // Usual after a long disconnection, but a server answering
-            // every watch with 410 must not get a list storm either.
-            self.metrics.error("api");
-            let wait = self.backoff.failed();
-            log::info!(
-                "watch: resourceVersion too old, listing again in {} ms",
-                wait.as_millis()
-            );
-            self.sync = Sync::ListAt(now + wait);
-            return;
-        }
-        self.api_failed("watch", e, now);
     }
 
     /// Sends the writes whose turn it is, rendered from the objects as
@@ -409,27 +260,13 @@ impl Agent {
     }
 
     fn on_list_page(&mut self, c: Completed, now: Instant) {
-        let Sync::Listing { pager, call } = &mut self.sync else {
-            return;
-        };
-        if *call != c.id {
-            return;
-        }
-        match pager.on_page(&c.request.path, c.result, now) {
-            Ok(None) => match pager.next_request(now) {
-                Ok(request) => {
-                    let id = self.client.start(request);
-                    *call = id;
-                    self.calls.insert(id, Purpose::ListPage);
-                }
-                Err(e) => self.api_failed("list", &e, now),
-            },
-            Ok(Some(list)) => {
-                self.backoff.succeeded();
-                self.listed(requests::with_kind(list));
-                self.sync = Sync::WatchAt(now);
+        match self.sync.on_page(&mut self.client, c, now) {
+            Paged::NextPage(id) => {
+                self.calls.insert(id, Purpose::ListPage);
             }
-            Err(e) => self.api_failed("list", &e, now),
+            Paged::Listed(items, rv) => self.listed(requests::with_kind((items, rv))),
+            Paged::Failed => self.metrics.error("api"),
+            Paged::NotOurs => {}
         }
     }
 
@@ -769,20 +606,23 @@ current-context: x
         let mut a = agent();
         let now = Instant::now();
         a.sync_step(now);
-        assert!(matches!(a.sync, Sync::Listing { .. }));
+        assert!(matches!(a.sync.phase, Phase::Listing { .. }));
         let page1 = json!({"metadata": {"resourceVersion": "7", "continue": "c1"},
                            "items": [rc("a", "5")]});
         complete(&mut a, &Purpose::ListPage, ok(&page1));
-        assert!(matches!(a.sync, Sync::Listing { .. }), "second page asked");
+        assert!(
+            matches!(a.sync.phase, Phase::Listing { .. }),
+            "second page asked"
+        );
         let page2 = json!({"metadata": {"resourceVersion": "7"}, "items": [rc("b", "6")]});
         complete(&mut a, &Purpose::ListPage, ok(&page2));
-        assert!(matches!(a.sync, Sync::WatchAt(_)));
-        assert_eq!(a.resource_version, "7");
+        assert!(matches!(a.sync.phase, Phase::WatchAt(_)));
+        assert_eq!(a.sync.resource_version, "7");
         assert_eq!(a.state.keys().count(), 2);
 
         // A later list that fails: nothing known is dropped, and the next
         // attempt waits for the backoff.
-        a.sync = Sync::ListAt(now);
+        a.sync.phase = Phase::ListAt(now);
         a.sync_step(now);
         complete(
             &mut a,
@@ -793,8 +633,8 @@ current-context: x
             }),
         );
         assert_eq!(a.state.keys().count(), 2, "fail static");
-        match a.sync {
-            Sync::ListAt(t) => assert!(t > Instant::now(), "backoff"),
+        match a.sync.phase {
+            Phase::ListAt(t) => assert!(t > Instant::now(), "backoff"),
             _ => panic!("expected a later list"),
         }
     }

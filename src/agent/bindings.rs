@@ -13,24 +13,13 @@ use serde_json::Value;
 use super::api::{Intent, Purpose, WriteKey, WriteKind};
 use super::reconcile::split_key;
 use super::runner::Agent;
+use super::stream::{Paged, Phase, Polled, Started, Stream};
 use super::writes::Done;
 use crate::binding::{
     self, Action, BindingStore, BindingsFlag, Mode, Outcome, Target, decide, select_mode,
 };
 use crate::kube::binding_requests as req;
-use crate::kube::{
-    ApiRequest, Backoff, CallId, Completed, KubeError, ListLimits, Pager, Watch, WatchEventKind,
-    WatchPoll,
-};
-
-/// Where the bindings list/watch stands (off outside binding mode).
-pub(super) enum BindingSync {
-    Off,
-    ListAt(Instant),
-    Listing { pager: Box<Pager>, call: CallId },
-    WatchAt(Instant),
-    Watching { watch: Box<Watch>, since: Instant },
-}
+use crate::kube::{ApiRequest, Completed, KubeError, ListLimits, Pager, WatchEventKind};
 
 /// Binding mode's part of the agent's state.
 pub(super) struct Bindings {
@@ -39,9 +28,8 @@ pub(super) struct Bindings {
     /// Why there is no identity, when there is none.
     pub(super) no_identity: Option<String>,
     pub(super) store: Option<BindingStore>,
-    pub(super) sync: BindingSync,
-    pub(super) resource_version: String,
-    pub(super) backoff: Backoff,
+    /// The bindings list/watch (off outside binding mode).
+    pub(super) sync: Stream,
     /// A discovery call is in flight.
     pub(super) discovering: bool,
     /// Ask discovery before the next RouteConfiguration list.
@@ -67,17 +55,17 @@ impl Bindings {
             flag,
             mode,
             no_identity,
-            sync: if mode == Mode::Bindings && store.is_some() {
-                BindingSync::ListAt(Instant::now())
-            } else {
-                BindingSync::Off
-            },
-            store,
-            resource_version: String::new(),
-            backoff: Backoff::new(
-                std::time::Duration::from_millis(500),
-                std::time::Duration::from_secs(30),
+            sync: Stream::new(
+                "bindings watch",
+                req::bindings_path(),
+                String::new(),
+                if mode == Mode::Bindings && store.is_some() {
+                    Phase::ListAt(Instant::now())
+                } else {
+                    Phase::Off
+                },
             ),
+            store,
             discovering: false,
             discover_due: flag.needs_discovery(),
             fatal: None,
@@ -157,9 +145,7 @@ impl Agent {
 
     /// Switches between conditions and binding mode.
     pub(super) fn set_mode(&mut self, mode: Mode) {
-        if mode == self.bindings.mode
-            && !(mode == Mode::Bindings && matches!(self.bindings.sync, BindingSync::Off))
-        {
+        if mode == self.bindings.mode && !(mode == Mode::Bindings && self.bindings.sync.is_off()) {
             return;
         }
         log::info!(
@@ -171,16 +157,11 @@ impl Agent {
         );
         self.bindings.mode = mode;
         self.metrics.binding_mode = u64::from(self.bindings.active());
-        match mode {
-            Mode::Bindings => self.bindings.sync = BindingSync::ListAt(Instant::now()),
-            Mode::Conditions => {
-                if let BindingSync::Watching { watch, .. } = &mut self.bindings.sync {
-                    watch.close();
-                }
-                self.bindings.sync = BindingSync::Off;
-                if let Some(s) = &mut self.bindings.store {
-                    s.replace_all(Vec::new());
-                }
+        let follow = mode == Mode::Bindings;
+        self.bindings.sync.set_following(follow, Instant::now());
+        if !follow {
+            if let Some(s) = &mut self.bindings.store {
+                s.replace_all(Vec::new());
             }
         }
         // Report everything again where it now belongs.
@@ -196,151 +177,68 @@ impl Agent {
         if self.client.needs_resolve() {
             return;
         }
-        match &self.bindings.sync {
-            BindingSync::ListAt(t) if *t <= now => {
-                let pager = Pager::new(&req::bindings_path(), "", ListLimits::default(), now);
-                match pager.next_request(now) {
-                    Ok(request) => {
-                        let call = self.client.start(request);
-                        self.calls.insert(call, Purpose::BindingListPage);
-                        self.bindings.sync = BindingSync::Listing {
-                            pager: Box::new(pager),
-                            call,
-                        };
-                    }
-                    Err(e) => self.binding_api_failed("list bindings", &e, now),
-                }
+        match self
+            .bindings
+            .sync
+            .start(&mut self.client, self.opts.watch_timeout, now)
+        {
+            Started::ListPage(call) => {
+                self.calls.insert(call, Purpose::BindingListPage);
             }
-            BindingSync::WatchAt(t) if *t <= now => {
-                match self.client.watch_path(
-                    &req::bindings_path(),
-                    &self.bindings.resource_version,
-                    "",
-                    self.opts.watch_timeout,
-                ) {
-                    Ok(watch) => {
-                        self.bindings.sync = BindingSync::Watching {
-                            watch: Box::new(watch),
-                            since: now,
-                        }
-                    }
-                    Err(e) => self.binding_api_failed("watch bindings", &e, now),
-                }
-            }
-            _ => {}
+            Started::Failed => self.metrics.error("api"),
+            Started::Nothing | Started::Watching => {}
         }
-    }
-
-    fn binding_api_failed(&mut self, what: &str, e: &KubeError, now: Instant) {
-        self.metrics.error("api");
-        if e.is_gone() {
-            self.bindings.sync = BindingSync::ListAt(now);
-            return;
-        }
-        let wait = self.bindings.backoff.failed();
-        log::warn!("{what}: {e}; retrying in {} ms", wait.as_millis());
-        self.bindings.sync =
-            if what.starts_with("list") || self.bindings.resource_version.is_empty() {
-                BindingSync::ListAt(now + wait)
-            } else {
-                BindingSync::WatchAt(now + wait)
-            };
     }
 
     pub(super) fn on_binding_list_page(&mut self, c: Completed, now: Instant) {
-        let BindingSync::Listing { pager, call } = &mut self.bindings.sync else {
-            return;
-        };
-        if *call != c.id {
-            return;
-        }
-        match pager.on_page(&c.request.path, c.result, now) {
-            Ok(None) => match pager.next_request(now) {
-                Ok(request) => {
-                    let id = self.client.start(request);
-                    *call = id;
-                    self.calls.insert(id, Purpose::BindingListPage);
-                }
-                Err(e) => self.binding_api_failed("list bindings", &e, now),
-            },
-            Ok(Some((items, rv))) => {
-                self.bindings.backoff.succeeded();
+        match self.bindings.sync.on_page(&mut self.client, c, now) {
+            Paged::NextPage(id) => {
+                self.calls.insert(id, Purpose::BindingListPage);
+            }
+            Paged::Listed(items, rv) => {
                 log::info!("listed {} binding(s) at resourceVersion {rv}", items.len());
                 if let Some(s) = &mut self.bindings.store {
                     s.replace_all(items);
                 }
-                self.bindings.resource_version = rv;
-                self.bindings.sync = BindingSync::WatchAt(now);
                 self.queue_binding_work();
                 // Statuses now have bindings to land on.
                 self.queue_statuses();
             }
-            Err(e) => self.binding_api_failed("list bindings", &e, now),
+            Paged::Failed => self.metrics.error("api"),
+            Paged::NotOurs => {}
         }
     }
 
     /// Bindings watch events within the turn's budget; true when more wait.
     pub(super) fn drain_binding_watch(&mut self, started: Instant) -> bool {
         let mut changed = false;
-        let mut more = false;
         let mut handled = 0;
-        while let BindingSync::Watching { watch, since } = &mut self.bindings.sync {
-            if handled >= super::api::WATCH_EVENTS_PER_TURN
-                || started.elapsed() >= super::api::WATCH_TIME_PER_TURN
-            {
-                more = true;
-                break;
+        let more = loop {
+            if self.watch_turn_over(started, handled) {
+                break self.bindings.sync.watch().is_some();
             }
-            let since = *since;
-            let now = Instant::now();
-            match watch.try_next() {
-                Ok(WatchPoll::Event(ev)) => {
-                    handled += 1;
-                    if ev.kind != WatchEventKind::Error {
-                        if let Some(rv) = ev.resource_version() {
-                            self.bindings.resource_version = rv.to_string();
-                        }
+            match self.bindings.sync.next(&mut self.client, Instant::now()) {
+                Polled::Idle => break false,
+                Polled::Restarted { failed } => {
+                    if failed {
+                        self.metrics.error("api");
                     }
+                }
+                Polled::Event(ev) => {
+                    handled += 1;
                     let Some(store) = &mut self.bindings.store else {
-                        break;
+                        continue;
                     };
                     match ev.kind {
                         WatchEventKind::Added | WatchEventKind::Modified => {
                             changed |= store.upsert(ev.object)
                         }
                         WatchEventKind::Deleted => changed |= store.remove(&ev.object),
-                        WatchEventKind::Bookmark => {}
-                        WatchEventKind::Error => {
-                            let msg = ev.error_message().unwrap_or("").to_string();
-                            let e = if ev.is_gone() {
-                                KubeError::Gone {
-                                    path: "bindings watch".into(),
-                                    message: msg,
-                                }
-                            } else {
-                                KubeError::Api {
-                                    status: 0,
-                                    reason: "watch ERROR event".into(),
-                                    message: msg,
-                                    path: "bindings watch".into(),
-                                }
-                            };
-                            self.binding_api_failed("watch bindings", &e, now);
-                        }
+                        WatchEventKind::Bookmark | WatchEventKind::Error => {}
                     }
                 }
-                Ok(WatchPoll::Pending) => break,
-                Ok(WatchPoll::Ended) => {
-                    self.bindings.sync = if now.duration_since(since) < super::api::SHORT_WATCH {
-                        let wait = self.bindings.backoff.failed();
-                        BindingSync::WatchAt(now + wait)
-                    } else {
-                        BindingSync::WatchAt(now)
-                    };
-                }
-                Err(e) => self.binding_api_failed("watch bindings", &e, now),
             }
-        }
+        };
         // Any event may unblock a decision (a Deleted event after we
         // released a binding is when it can be created again).
         if handled > 0 {
@@ -356,13 +254,7 @@ impl Agent {
 impl Agent {
     /// Runs `binding::decide` on what we know and queues its actions.
     pub(super) fn queue_binding_work(&mut self) {
-        if !self.binding_mode()
-            || !self.leading()
-            || !matches!(
-                self.bindings.sync,
-                BindingSync::Watching { .. } | BindingSync::WatchAt(_)
-            )
-        {
+        if !self.binding_mode() || !self.leading() || !self.bindings.sync.is_listed() {
             return;
         }
         let Some(store) = &self.bindings.store else {
@@ -578,7 +470,7 @@ impl Agent {
         }
         self.bindings.answered = true;
         if !self.binding_mode() {
-            self.bindings.sync = BindingSync::Off;
+            self.bindings.sync.set_following(false, Instant::now());
             return Ok(());
         }
         log::info!(
@@ -605,9 +497,10 @@ impl Agent {
         if let Some(s) = &mut self.bindings.store {
             s.replace_all(items);
         }
-        self.bindings.resource_version = rv;
         // Listed: decisions may be made (no watch follows in `once`).
-        self.bindings.sync = BindingSync::WatchAt(now + std::time::Duration::from_secs(3600));
+        self.bindings
+            .sync
+            .listed_by_hand(rv, now + std::time::Duration::from_secs(3600));
         Ok(())
     }
 }

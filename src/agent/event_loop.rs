@@ -5,7 +5,7 @@
 //! Each turn runs kernel repair first (a due reconcile), then starts API
 //! work (list, watch, queued writes), then waits in poll, then gives every
 //! ready source a bounded turn: signals; kernel events (at most 256 KiB);
-//! at most [`super::api::WATCH_EVENTS_PER_TURN`] watch events or
+//! at most [`super::api::WATCH_EVENTS_PER_TURN`] watch events per stream or
 //! [`super::api::WATCH_TIME_PER_TURN`], ended early when a reconcile comes
 //! due (the stream reads at most 256 KiB per step); one non-blocking step of
 //! each API connection (at most 256 KiB read each); metrics clients, within
@@ -38,8 +38,6 @@
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use super::api::Sync;
-use super::bindings::BindingSync;
 use super::http::{Budget, Page, Response, Server};
 use super::poll;
 use super::runner::Agent;
@@ -97,10 +95,10 @@ pub(super) fn run(
             vec![(signals.fd(), libc::POLLIN), (monitor.fd(), libc::POLLIN)];
         fds.extend(http.iter().flat_map(|h| h.interest()));
         let api_fds = fds.len();
-        if let Sync::Watching { watch, .. } = &agent.sync {
-            fds.push((watch.raw_fd(), watch.poll_events()));
-        }
-        if let BindingSync::Watching { watch, .. } = &agent.bindings.sync {
+        for watch in [agent.sync.watch(), agent.bindings.sync.watch()]
+            .into_iter()
+            .flatten()
+        {
             fds.push((watch.raw_fd(), watch.poll_events()));
         }
         agent.client.poll_fds(&mut fds);
@@ -148,16 +146,8 @@ pub(super) fn run(
 /// When the loop must wake up even if no fd is ready.
 fn next_deadline(agent: &Agent, now: Instant) -> Instant {
     let mut deadline = agent.next_resync;
-    let sync = match &agent.sync {
-        Sync::ListAt(t) | Sync::WatchAt(t) => Some(*t),
-        Sync::Watching { watch, .. } => Some(now + watch.timeout()),
-        Sync::Listing { .. } => None,
-    };
-    let binding_sync = match &agent.bindings.sync {
-        BindingSync::ListAt(t) | BindingSync::WatchAt(t) => Some(*t),
-        BindingSync::Watching { watch, .. } => Some(now + watch.timeout()),
-        BindingSync::Listing { .. } | BindingSync::Off => None,
-    };
+    let sync = agent.sync.wake_at(now);
+    let binding_sync = agent.bindings.sync.wake_at(now);
     let discovery = (agent.bindings.discover_due && !agent.bindings.discovering).then_some(now);
     for t in [
         agent.due,

@@ -7,7 +7,7 @@
 //! bounded turn, marks tables dirty, and reconciles once the burst has
 //! settled (a few milliseconds), touching only dirty tables
 //! (`reconcile.rs`). API traffic never blocks it: list and watch are state
-//! machines (`api.rs`), writes go through a queue keyed by object
+//! machines (`stream.rs`, driven from `api.rs` and `bindings.rs`), writes go through a queue keyed by object
 //! (`writes.rs`).
 
 mod api;
@@ -21,6 +21,7 @@ mod reconcile;
 mod signals;
 mod state;
 mod status;
+mod stream;
 pub mod writes;
 
 pub mod runner;

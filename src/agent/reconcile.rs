@@ -23,7 +23,6 @@ impl Agent {
     pub(super) fn listed(&mut self, (items, rv): (Vec<Value>, String)) {
         log::info!("listed {} object(s) at resourceVersion {rv}", items.len());
         self.state.replace_all(items);
-        self.resource_version = rv;
         self.absorb_changes();
         self.full = true;
         self.due = Some(Instant::now());

@@ -7,17 +7,18 @@
 //! * `writes.rs`: the write queue (keyed by object, latest wins);
 //! * `event_loop.rs`: the poll(2) loop, its fair turns and budgets.
 
-use super::api::{Intent, Purpose, Sync, WriteKey};
+use super::api::{Intent, Purpose, WriteKey};
 use super::event_loop;
 use super::http::Server;
 use super::metrics::Metrics;
 use super::signals::Signals;
 use super::state::State;
+use super::stream::{Phase, Stream};
 use super::writes::{CAPACITY, WriteQueue};
 use crate::checkpoint::pause::Pause;
 use crate::engine::{Engine, TableReport};
 use crate::kernel::Monitor;
-use crate::kube::{Backoff, CallId, Client, ConnectOptions, KubeConfig};
+use crate::kube::{CallId, Client, ConnectOptions, KubeConfig, requests};
 use crate::model::selector::SelectorSet;
 use crate::model::validate::Policy;
 use crate::rt_tables::RtTables;
@@ -85,10 +86,8 @@ pub(super) struct Agent {
     /// When the next reconcile is due: kernel work waiting.
     pub(super) due: Option<Instant>,
     pub(super) ready: bool,
-    pub(super) resource_version: String,
-    /// Where list/watch stands.
-    pub(super) sync: Sync,
-    pub(super) backoff: Backoff,
+    /// The RouteConfiguration list/watch.
+    pub(super) sync: Stream,
     pub(super) next_resync: Instant,
     pub(super) writes: WriteQueue<WriteKey, Intent>,
     /// What each call in flight is for.
@@ -132,7 +131,7 @@ impl Agent {
             .map(|cfg| crate::leader::Elector::new(cfg, 0));
         let mut agent = Agent {
             opts,
-            server_selector,
+            server_selector: server_selector.clone(),
             client,
             engine,
             state,
@@ -146,9 +145,12 @@ impl Agent {
             kernel_triggered: false,
             due: None,
             ready: false,
-            resource_version: String::new(),
-            sync: Sync::ListAt(now),
-            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+            sync: Stream::new(
+                "watch",
+                requests::route_configurations_path(),
+                server_selector,
+                Phase::ListAt(now),
+            ),
             next_resync: now + resync,
             writes: WriteQueue::new(CAPACITY),
             calls: BTreeMap::new(),
