@@ -11,9 +11,10 @@ use super::socket::{Batch, Conn, DumpEnd, Msg, push_message};
 use super::words::op_words;
 use crate::routing::{Op, Route, Rule};
 use netlink_packet_core::{
-    Emitable, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
+    DecodeError, Emitable, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
 };
 use netlink_packet_route::AddressFamily;
+use netlink_packet_route::route::RouteMessage;
 use std::net::IpAddr;
 
 /// How often a dump is retried when the kernel reports it inconsistent.
@@ -170,37 +171,11 @@ impl Netlink {
         iif: Option<&str>,
         fwmark: Option<u32>,
     ) -> Result<RouteGet, KernelError> {
-        let mut ctx = format!("route get {dst}");
-        if let Some(s) = src {
-            ctx.push_str(&format!(" from {s}"));
-        }
-        if let Some(i) = iif {
-            ctx.push_str(&format!(" iif {i}"));
-        }
-        if let Some(m) = fwmark {
-            ctx.push_str(&format!(" mark {m:#x}"));
-        }
-        let iif_index = match iif {
-            Some(name) => Some(self.index_of(name, &ctx)?),
-            None => None,
-        };
+        let ctx = flow_context("route get", dst, src, iif, None, fwmark);
+        let iif_index = self.index_of_named(iif, &ctx)?;
         let request = route_msg::get_request(dst, src, iif_index, fwmark);
-        let mut answer = None;
-        self.conn.query(RTM_GETROUTE, &request, &ctx, |m| {
-            let parsed = route_msg::parse_get_reply(m.payload).map_err(|e| {
-                KernelError::protocol(ctx.as_str(), format!("unreadable answer: {e}"))
-            })?;
-            answer = Some(parsed);
-            Ok(())
-        })?;
-        let (mut got, oif) =
-            answer.ok_or_else(|| KernelError::protocol(ctx.as_str(), "no answer"))?;
-        if let Some(i) = oif {
-            if self.links.name(i).is_none() {
-                self.links()?;
-            }
-            got.dev = self.links.name(i).map(str::to_string);
-        }
+        let (mut got, dev) = self.ask_route(&request, &ctx, route_msg::parse_get_reply)?;
+        got.dev = dev;
         Ok(got)
     }
 
@@ -216,45 +191,49 @@ impl Netlink {
         oif: Option<&str>,
         fwmark: Option<u32>,
     ) -> Result<RouteMatch, KernelError> {
-        let mut ctx = format!("route get fibmatch {dst}");
-        if let Some(s) = src {
-            ctx.push_str(&format!(" from {s}"));
-        }
-        if let Some(i) = iif {
-            ctx.push_str(&format!(" iif {i}"));
-        }
-        if let Some(o) = oif {
-            ctx.push_str(&format!(" oif {o}"));
-        }
-        if let Some(m) = fwmark {
-            ctx.push_str(&format!(" mark {m:#x}"));
-        }
-        let iif_index = match iif {
-            Some(name) => Some(self.index_of(name, &ctx)?),
-            None => None,
-        };
-        let oif_index = match oif {
-            Some(name) => Some(self.index_of(name, &ctx)?),
-            None => None,
-        };
+        let ctx = flow_context("route get fibmatch", dst, src, iif, oif, fwmark);
+        let iif_index = self.index_of_named(iif, &ctx)?;
+        let oif_index = self.index_of_named(oif, &ctx)?;
         let request = route_msg::fib_match_request(dst, src, iif_index, oif_index, fwmark);
+        let (mut got, dev) = self.ask_route(&request, &ctx, route_msg::parse_match_reply)?;
+        got.dev = dev;
+        Ok(got)
+    }
+
+    /// One `RTM_GETROUTE` question and its one answer, with the output
+    /// link's index named (refreshing the link cache for a new link).
+    fn ask_route<T>(
+        &mut self,
+        request: &RouteMessage,
+        ctx: &str,
+        parse: ParseAnswer<T>,
+    ) -> Result<(T, Option<String>), KernelError> {
         let mut answer = None;
-        self.conn.query(RTM_GETROUTE, &request, &ctx, |m| {
-            let parsed = route_msg::parse_match_reply(m.payload).map_err(|e| {
-                KernelError::protocol(ctx.as_str(), format!("unreadable answer: {e}"))
-            })?;
+        self.conn.query(RTM_GETROUTE, request, ctx, |m| {
+            let parsed = parse(m.payload)
+                .map_err(|e| KernelError::protocol(ctx, format!("unreadable answer: {e}")))?;
             answer = Some(parsed);
             Ok(())
         })?;
-        let (mut got, oif) =
-            answer.ok_or_else(|| KernelError::protocol(ctx.as_str(), "no answer"))?;
-        if let Some(i) = oif {
-            if self.links.name(i).is_none() {
-                self.links()?;
+        let (got, oif) = answer.ok_or_else(|| KernelError::protocol(ctx, "no answer"))?;
+        let dev = match oif {
+            Some(i) => {
+                if self.links.name(i).is_none() {
+                    self.links()?;
+                }
+                self.links.name(i).map(str::to_string)
             }
-            got.dev = self.links.name(i).map(str::to_string);
-        }
-        Ok(got)
+            None => None,
+        };
+        Ok((got, dev))
+    }
+
+    fn index_of_named(
+        &mut self,
+        name: Option<&str>,
+        ctx: &str,
+    ) -> Result<Option<u32>, KernelError> {
+        name.map(|n| self.index_of(n, ctx)).transpose()
     }
 
     /// `ip link add NAME type veth peer name PEER`.
@@ -554,6 +533,35 @@ impl<M: Emitable> Batch for One<'_, M> {
     fn context(&self, _: usize) -> String {
         self.ctx.clone()
     }
+}
+
+/// Reads a `route get` answer: what it says, and its output ifindex.
+type ParseAnswer<T> = fn(&[u8]) -> Result<(T, Option<u32>), DecodeError>;
+
+/// A route question in `ip`'s words, for errors:
+/// `route get DST [from SRC] [iif DEV] [oif DEV] [mark M]`.
+fn flow_context(
+    verb: &str,
+    dst: IpAddr,
+    src: Option<IpAddr>,
+    iif: Option<&str>,
+    oif: Option<&str>,
+    fwmark: Option<u32>,
+) -> String {
+    let mut ctx = format!("{verb} {dst}");
+    if let Some(s) = src {
+        ctx.push_str(&format!(" from {s}"));
+    }
+    if let Some(i) = iif {
+        ctx.push_str(&format!(" iif {i}"));
+    }
+    if let Some(o) = oif {
+        ctx.push_str(&format!(" oif {o}"));
+    }
+    if let Some(m) = fwmark {
+        ctx.push_str(&format!(" mark {m:#x}"));
+    }
+    ctx
 }
 
 #[cfg(test)]
